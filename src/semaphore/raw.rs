@@ -1,0 +1,465 @@
+//! Layer 3: the fair semaphore engine under `Semaphore`, `BoundedSemaphore` (and later
+//! `Mutex` and `RwLock`): one atomic state word with a lock-free fast path, and the waiter
+//! queue of layer 2 for the slow path.
+//!
+//! # The state word
+//!
+//! ```text
+//! usize::BITS-1                    2   1   0
+//! +--------------------------------+---+---+
+//! |          free permits          | W | C |
+//! +--------------------------------+---+---+
+//! C = CLOSED:  set once by `close`, never cleared
+//! W = WAITERS: the waiter list is not empty; set and cleared only under the list's lock
+//! ```
+//!
+//! # Protocol
+//!
+//! - **Acquire, fast path**: one CAS that takes `n` permits, allowed only while `W` is clear
+//!   (FIFO: nobody may overtake a queued waiter) and `C` is clear.
+//! - **Release**: one `fetch_add` of the permits. If the previous word had `W` set, the
+//!   releaser then takes the lock and hands the free permits to the queue in order
+//!   ([`RawSemaphore::assign_locked`]); permits may sit in the word with `W` set only until
+//!   that releaser gets the lock, and a fast-path acquire never takes them meanwhile.
+//! - **Acquire, slow path** (under the lock): if the list is empty, take what is free; if that
+//!   is not enough, set `W` in the same CAS and queue with the rest owed. If the list is not
+//!   empty, queue at the back. Only the head of the queue ever holds part of its permits.
+//! - **Cancel** (a dropped future, a timed-out thread), under the lock: unlink, give back the
+//!   part already held, and run the hand-off again, so a permit given to a waiter that is
+//!   going away passes to the next one. If the node was already `GRANTED`, the whole grant
+//!   is released like any permit.
+//! - **Close**: set `C`, then under the lock unlink every waiter as `CLOSED` and return the
+//!   partial permits to the word.
+//!
+//! Invariants, both changed only under the lock: `W` is set exactly when the list is not
+//! empty; a non-head waiter holds no permits.
+
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
+use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering::*};
+use crate::wait::{self, Notify, WaitList, Waiter, WakeList, CLOSED, GRANTED, WAITING};
+
+const CLOSED_BIT: usize = 1;
+const WAITERS_BIT: usize = 1 << 1;
+const PERMIT_SHIFT: u32 = 2;
+
+/// The most permits a semaphore can hold: leaves headroom above the bits so a `fetch_add`
+/// of permits that were taken out of the word can never carry into the top bit.
+pub(crate) const MAX_PERMITS: usize = usize::MAX >> (PERMIT_SHIFT + 1);
+
+#[inline]
+const fn permits(state: usize) -> usize {
+    state >> PERMIT_SHIFT
+}
+
+#[inline]
+const fn encode(permits: usize) -> usize {
+    permits << PERMIT_SHIFT
+}
+
+pub(crate) struct RawSemaphore {
+    state: AtomicUsize,
+    waiters: Mutex<WaitList>,
+}
+
+impl core::fmt::Debug for RawSemaphore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let state = self.state.load(Relaxed);
+        f.debug_struct("Semaphore")
+            .field("permits", &permits(state))
+            .field("waiters", &(state & WAITERS_BIT != 0))
+            .field("closed", &(state & CLOSED_BIT != 0))
+            .finish()
+    }
+}
+
+/// What the slow path of an acquire found.
+enum Enqueued {
+    Granted,
+    Closed,
+    Queued,
+}
+
+impl RawSemaphore {
+    /// # Panics
+    /// If `permits > MAX_PERMITS`.
+    #[cfg(not(loom))]
+    pub(crate) const fn new(permits: usize) -> Self {
+        assert!(
+            permits <= MAX_PERMITS,
+            "a semaphore holds at most MAX_PERMITS permits"
+        );
+        Self {
+            state: AtomicUsize::new(encode(permits)),
+            waiters: Mutex::new(WaitList::new()),
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new(permits: usize) -> Self {
+        assert!(
+            permits <= MAX_PERMITS,
+            "a semaphore holds at most MAX_PERMITS permits"
+        );
+        Self {
+            state: AtomicUsize::new(encode(permits)),
+            waiters: Mutex::new(WaitList::new()),
+        }
+    }
+
+    /// Free permits (a momentary reading).
+    #[inline]
+    pub(crate) fn available(&self) -> usize {
+        // Relaxed: a reading for the caller, it orders nothing.
+        permits(self.state.load(Relaxed))
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        // Acquire: pairs with the `AcqRel` of `close`, so a caller who sees closed sees what
+        // was done before the close.
+        self.state.load(Acquire) & CLOSED_BIT != 0
+    }
+
+    /// Takes `n` permits without waiting; fails while anyone is queued.
+    #[inline]
+    pub(crate) fn try_acquire(&self, n: u32) -> Result<(), TryAcquireError> {
+        let n = n as usize;
+        // Relaxed: only a first guess for the CAS below.
+        let mut cur = self.state.load(Relaxed);
+        loop {
+            if cur & CLOSED_BIT != 0 {
+                return Err(TryAcquireError::Closed);
+            }
+            if cur & WAITERS_BIT != 0 || permits(cur) < n {
+                return Err(TryAcquireError::NoPermits);
+            }
+            // Acquire on success: pairs with the `Release` of the `fetch_add` in `release`,
+            // so this holder sees every write made under the permits by their last holder.
+            // Relaxed on failure: we only retry with the fresh value.
+            match self
+                .state
+                .compare_exchange_weak(cur, cur - encode(n), Acquire, Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Gives back `n` permits that were taken from this semaphore, handing them to waiters
+    /// in FIFO order.
+    #[inline]
+    pub(crate) fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        // Release: publishes the holder's writes to whoever takes these permits next (a
+        // fast-path CAS or `assign_locked`, both `Acquire`).
+        let prev = self.state.fetch_add(encode(n), Release);
+        if prev & WAITERS_BIT != 0 {
+            self.assign();
+        }
+    }
+
+    /// Adds `n` new permits.
+    ///
+    /// # Panics
+    /// If the count would pass `MAX_PERMITS` (the state is left unchanged).
+    pub(crate) fn add_permits(&self, n: usize) {
+        let mut cur = self.state.load(Relaxed);
+        loop {
+            assert!(
+                n <= MAX_PERMITS - permits(cur),
+                "add_permits: a semaphore holds at most MAX_PERMITS permits"
+            );
+            // Release: as in `release`. Relaxed on failure: we only retry.
+            match self
+                .state
+                .compare_exchange_weak(cur, cur + encode(n), Release, Relaxed)
+            {
+                Ok(prev) => {
+                    if prev & WAITERS_BIT != 0 {
+                        self.assign();
+                    }
+                    return;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Closes: later acquires fail, and every queued waiter wakes with `Closed`.
+    pub(crate) fn close(&self) {
+        // AcqRel: Release publishes what came before the close to whoever sees `C`; Acquire
+        // is for symmetry with waiters' reads under the lock (the lock orders those anyway).
+        self.state.fetch_or(CLOSED_BIT, AcqRel);
+        let mut wakes = WakeList::new();
+        loop {
+            let mut list = self.waiters.lock();
+            let mut returned = 0usize;
+            while !list.is_empty() && !wakes.is_full() {
+                let head = list.front().expect("list is not empty");
+                // SAFETY: we hold the list's lock; the head is linked in it.
+                #[allow(unsafe_code)]
+                let held = unsafe { head.with_locked(|l| l.held) };
+                returned += held as usize;
+                list.complete_front(CLOSED, &mut wakes);
+            }
+            if returned > 0 {
+                // Release: as in `release`, for the partial permits given back.
+                self.state.fetch_add(encode(returned), Release);
+            }
+            let done = list.is_empty();
+            if done {
+                // Relaxed: `W` orders nothing by itself; permits carry their own Release.
+                self.state.fetch_and(!WAITERS_BIT, Relaxed);
+            }
+            drop(list);
+            wakes.wake_all();
+            if done {
+                return;
+            }
+        }
+    }
+
+    /// Takes the lock and hands free permits to the queue.
+    #[cold]
+    fn assign(&self) {
+        let mut wakes = WakeList::new();
+        let mut list = self.waiters.lock();
+        while self.assign_locked(&mut list, &mut wakes) {
+            drop(list);
+            wakes.wake_all();
+            list = self.waiters.lock();
+        }
+        drop(list);
+        wakes.wake_all();
+    }
+
+    /// Moves free permits from the word to the head of the queue, completing waiters in
+    /// order while they are satisfied; clears `W` when the queue empties. Returns `true`
+    /// when it stopped only because `wakes` is full (call again after waking them).
+    fn assign_locked(&self, list: &mut MutexGuard<'_, WaitList>, wakes: &mut WakeList) -> bool {
+        // Relaxed: a first guess for the CAS.
+        let mut cur = self.state.load(Relaxed);
+        loop {
+            let Some(head) = list.front() else {
+                // The queue is empty: let the fast path see the free permits again.
+                // Relaxed: `W` orders nothing by itself; permits carry their own Release.
+                self.state.fetch_and(!WAITERS_BIT, Relaxed);
+                return false;
+            };
+            if wakes.is_full() {
+                return true;
+            }
+            // SAFETY: lock held (`list`), and the head is linked in it.
+            #[allow(unsafe_code)]
+            let need = unsafe { head.with_locked(|l| l.need) } as usize;
+            let free = permits(cur);
+            if free == 0 && need > 0 {
+                return false;
+            }
+            let take = free.min(need);
+            // Acquire: pairs with the `Release` of whoever released these permits; the
+            // waiter then synchronises with us through its node's state.
+            // Relaxed on failure: retry with the fresh value.
+            match self
+                .state
+                .compare_exchange_weak(cur, cur - encode(take), Acquire, Relaxed)
+            {
+                Ok(_) => cur -= encode(take),
+                Err(actual) => {
+                    cur = actual;
+                    continue;
+                }
+            }
+            if take == need {
+                list.complete_front(GRANTED, wakes);
+            } else {
+                // SAFETY: as above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    head.with_locked(|l| {
+                        l.need -= take as u32;
+                        l.held += take as u32;
+                    })
+                };
+                return false;
+            }
+        }
+    }
+
+    /// The slow path of an acquire: under the lock, take what is free or queue `waiter`.
+    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: impl FnOnce() -> Notify) -> Enqueued {
+        let mut list = self.waiters.lock();
+        // Relaxed: a first guess for the CAS; `C` and `W` are decided under this lock or
+        // rechecked by the CAS.
+        let mut cur = self.state.load(Relaxed);
+        loop {
+            if cur & CLOSED_BIT != 0 {
+                return Enqueued::Closed;
+            }
+            if !list.is_empty() {
+                // `W` is set and the permits in the word (if any) belong to a releaser on
+                // its way to this lock: queue behind the others.
+                // SAFETY: the node is fresh and the caller keeps it pinned until it is
+                // unlinked (its `Drop` leaves the list).
+                #[allow(unsafe_code)]
+                unsafe {
+                    list.push_back(waiter, notify(), n)
+                };
+                return Enqueued::Queued;
+            }
+            let free = permits(cur);
+            let (new, granted) = if free >= n as usize {
+                (cur - encode(n as usize), true)
+            } else {
+                (cur - encode(free) | WAITERS_BIT, false)
+            };
+            // Acquire: pairs with the `Release` of the permits' last releaser.
+            // Relaxed on failure: retry.
+            match self.state.compare_exchange_weak(cur, new, Acquire, Relaxed) {
+                Ok(_) if granted => return Enqueued::Granted,
+                Ok(_) => {
+                    // SAFETY: as above.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        list.push_back(waiter, notify(), n - free as u32);
+                        waiter.with_locked(|l| l.held = free as u32);
+                    };
+                    return Enqueued::Queued;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Leaves the queue (a cancelled or timed-out waiter). Returns the node's final state:
+    /// `GRANTED` means the caller now owns all the permits it asked for; `WAITING` means it
+    /// left unserved, its partial permits passed on.
+    fn leave(&self, waiter: &Waiter) -> u8 {
+        let state = waiter.state();
+        if state != WAITING {
+            return state;
+        }
+        let mut wakes = WakeList::new();
+        let mut list = self.waiters.lock();
+        // Under the lock the state is final: nobody else changes it now.
+        let state = waiter.state();
+        if state != WAITING {
+            return state;
+        }
+        // SAFETY: lock held; the node is `WAITING`, so it is linked in this list.
+        #[allow(unsafe_code)]
+        let (held, notify) = unsafe {
+            list.remove(waiter);
+            waiter.with_locked(|l| (l.held, l.notify.take()))
+        };
+        if held > 0 {
+            // Release: the partial permits go back to the word for the next head.
+            self.state.fetch_add(encode(held as usize), Release);
+        }
+        while self.assign_locked(&mut list, &mut wakes) {
+            drop(list);
+            wakes.wake_all();
+            list = self.waiters.lock();
+        }
+        drop(list);
+        drop(notify); // a `Waker` drop may run user code: outside the lock
+        WAITING
+    }
+
+    /// Polls an acquire of `n` permits whose node is `waiter`; `queued` tracks whether the
+    /// node was linked. Returns `Ready(Ok)` when the permits are the caller's.
+    pub(crate) fn poll_acquire(
+        &self,
+        waiter: Pin<&Waiter>,
+        queued: &mut bool,
+        n: u32,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed>> {
+        if !*queued {
+            match self.try_acquire(n) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(TryAcquireError::Closed) => return Poll::Ready(Err(Closed)),
+                Err(TryAcquireError::NoPermits) => {}
+            }
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            return match self.enqueue(waiter, n, || Notify::Task(cx.waker().clone())) {
+                Enqueued::Granted => Poll::Ready(Ok(())),
+                Enqueued::Closed => Poll::Ready(Err(Closed)),
+                Enqueued::Queued => {
+                    *queued = true;
+                    Poll::Pending
+                }
+            };
+        }
+        match waiter.state() {
+            GRANTED => return Poll::Ready(Ok(())),
+            CLOSED => return Poll::Ready(Err(Closed)),
+            _ => {}
+        }
+        // Still waiting: make sure the stored waker is this task's current one.
+        let list = self.waiters.lock();
+        let old = match waiter.state() {
+            GRANTED => return Poll::Ready(Ok(())),
+            CLOSED => return Poll::Ready(Err(Closed)),
+            // SAFETY: lock held; the node is `WAITING`, so linked in this list.
+            #[allow(unsafe_code)]
+            _ => unsafe {
+                waiter.with_locked(|l| match &l.notify {
+                    Some(Notify::Task(w)) if w.will_wake(cx.waker()) => None,
+                    _ => l.notify.replace(Notify::Task(cx.waker().clone())),
+                })
+            },
+        };
+        drop(list);
+        drop(old);
+        Poll::Pending
+    }
+
+    /// Cancels an acquire future's wait: called from its `Drop` when it was queued and
+    /// did not return its permits. A grant that raced with the cancel is released.
+    pub(crate) fn cancel_acquire(&self, waiter: &Waiter, n: u32) {
+        if self.leave(waiter) == GRANTED {
+            self.release(n as usize);
+        }
+    }
+
+    /// Acquires `n` permits, parking the thread (after a short spin) until they are given,
+    /// the semaphore closes, or `deadline` passes.
+    pub(crate) fn acquire_blocking(
+        &self,
+        n: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), AcquireTimeoutError> {
+        match self.try_acquire(n) {
+            Ok(()) => return Ok(()),
+            Err(TryAcquireError::Closed) => return Err(AcquireTimeoutError::Closed),
+            Err(TryAcquireError::NoPermits) if n == 0 => return Ok(()),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        let waiter = core::pin::pin!(Waiter::new());
+        let waiter = waiter.into_ref();
+        match self.enqueue(waiter, n, Notify::thread) {
+            Enqueued::Granted => return Ok(()),
+            Enqueued::Closed => return Err(AcquireTimeoutError::Closed),
+            Enqueued::Queued => {}
+        }
+        let state = match wait::park_until(&waiter, deadline) {
+            WAITING => self.leave(&waiter),
+            state => state,
+        };
+        match state {
+            GRANTED => Ok(()),
+            CLOSED => Err(AcquireTimeoutError::Closed),
+            _ => Err(AcquireTimeoutError::Timeout),
+        }
+    }
+}

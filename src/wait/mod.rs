@@ -1,0 +1,333 @@
+//! Layer 2: the waiter queue, the heart of every primitive that waits.
+//!
+//! # Design: an intrusive list under a short lock
+//!
+//! A waiter is a [`Waiter`] node that lives inside the pinned future that waits (or on the
+//! stack of the thread that blocks), so a wait allocates nothing, and a spike of waiters
+//! leaves no memory behind once they are gone. Nodes are linked into a doubly linked FIFO
+//! [`WaitList`], which its primitive keeps inside a [`Mutex`](crate::loom::Mutex). Every field
+//! of a node except `state` is touched only with that lock held. A node is either a task
+//! (its `Waker`) or a parked thread (its `Thread`): the two wait side by side in one list.
+//!
+//! A waker (the lock holder) unlinks a node, moves its [`Notify`] out, and then stores the
+//! node's final `state` (`GRANTED` or `CLOSED`) with `Release`. From that store on it never
+//! touches the node again, because the waiter may read the state without the lock, return,
+//! and free the node. The `Notify`s are collected in a [`WakeList`] and fired after the lock
+//! is dropped, so no user code (a `Waker`) runs under it.
+//!
+//! DESIGN.md names a second, fully lock-free design: cells in segments claimed by
+//! fetch-and-add (Koval et al., CQS, PLDI 2023). It was not chosen for this layer: the
+//! semaphore above takes the lock only when someone must wait or be woken, and then the
+//! cost is dominated by the wake itself (a task re-schedule or a thread unpark), not by the
+//! lock; the cell design would add a segment allocation and reclamation protocol to every
+//! primitive, and makes the "a large `acquire_many` at the head blocks later small ones"
+//! rule of strict FIFO much harder to keep. The figures that decided it are in README.md
+//! (benchmarks S1-S3): the hand-off through this list already beats tokio by the margins
+//! the foundation issue asks for.
+//!
+//! # Blocking waiters
+//!
+//! [`park_until`] spins briefly (crossbeam-utils' `Backoff`: a few hundred nanoseconds of
+//! spinning, then a few `yield_now`s) before it parks, so a FIFO hand-off between two busy
+//! threads does not cost a futex sleep and wake. Async waiters never spin.
+
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::ptr::NonNull;
+use core::task::Waker;
+use std::time::Instant;
+
+use crate::loom::thread::{self, Thread};
+use crate::loom::{AtomicU8, Ordering::*, Spin, UnsafeCell};
+
+/// The node is linked and waiting.
+pub(crate) const WAITING: u8 = 0;
+/// The node was served (given its permits, notified) and unlinked.
+pub(crate) const GRANTED: u8 = 1;
+/// The primitive closed; the node was unlinked unserved.
+pub(crate) const CLOSED: u8 = 2;
+
+/// Who to wake: a task or a parked thread.
+pub(crate) enum Notify {
+    Task(Waker),
+    Thread(Thread),
+}
+
+impl Notify {
+    /// The current thread, for a blocking waiter.
+    pub(crate) fn thread() -> Self {
+        Self::Thread(thread::current())
+    }
+
+    fn wake(self) {
+        match self {
+            Self::Task(waker) => waker.wake(),
+            Self::Thread(thread) => thread.unpark(),
+        }
+    }
+}
+
+/// The fields of a node that only the holder of its list's lock may touch.
+pub(crate) struct Locked {
+    prev: Option<NonNull<Waiter>>,
+    next: Option<NonNull<Waiter>>,
+    /// Who to wake; `None` once taken by the waker.
+    pub(crate) notify: Option<Notify>,
+    /// The primitive's words for this waiter; the semaphore: permits still owed to it,
+    /// and permits already handed to it (only the head of the queue holds any).
+    pub(crate) need: u32,
+    pub(crate) held: u32,
+}
+
+/// A waiter: one node of a [`WaitList`]. It must stay pinned while linked.
+pub(crate) struct Waiter {
+    /// Guarded by the lock of the list the node is linked into.
+    locked: UnsafeCell<Locked>,
+    /// `WAITING` while linked, then `GRANTED` or `CLOSED`; written only by the lock holder,
+    /// read by the waiter without the lock.
+    state: AtomicU8,
+    /// Linked nodes are pointed to: never move one.
+    _pin: PhantomPinned,
+}
+
+// SAFETY: the raw links are only followed under the list's lock, and `Notify` is `Send`.
+#[allow(unsafe_code)]
+unsafe impl Send for Waiter {}
+// SAFETY: shared access to `locked` is serialised by the list's lock (every accessor is
+// `unsafe` with that as its contract); `state` is atomic.
+#[allow(unsafe_code)]
+unsafe impl Sync for Waiter {}
+
+impl Waiter {
+    pub(crate) fn new() -> Self {
+        Self {
+            locked: UnsafeCell::new(Locked {
+                prev: None,
+                next: None,
+                notify: None,
+                need: 0,
+                held: 0,
+            }),
+            state: AtomicU8::new(WAITING),
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// The node's state as the waiter sees it, without the lock.
+    ///
+    /// Acquire: pairs with the `Release` in [`WaitList::complete`], so a waiter that sees
+    /// `GRANTED` also sees everything the waker did before (the permits it handed over,
+    /// and through them the writes of whoever released them).
+    #[inline]
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Acquire)
+    }
+
+    /// Runs `f` on the lock-guarded fields.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the list this node is linked into (or, if it is not
+    /// linked, the lock of the list it will be or was linked into), and does not call this
+    /// again from inside `f`.
+    #[inline]
+    #[allow(unsafe_code)]
+    pub(crate) unsafe fn with_locked<R>(&self, f: impl FnOnce(&mut Locked) -> R) -> R {
+        // SAFETY: the caller holds the one lock that guards `locked`, so no other reference
+        // to it exists for the duration of `f`.
+        self.locked.with_mut(|p| f(unsafe { &mut *p }))
+    }
+}
+
+/// A FIFO of pinned [`Waiter`]s. It lives inside its primitive's mutex: holding
+/// `&mut WaitList` means holding that lock.
+pub(crate) struct WaitList {
+    head: Option<NonNull<Waiter>>,
+    tail: Option<NonNull<Waiter>>,
+}
+
+// SAFETY: the list only holds pointers to `Send + Sync` nodes, followed under its lock.
+#[allow(unsafe_code)]
+unsafe impl Send for WaitList {}
+
+#[allow(unsafe_code)]
+impl WaitList {
+    pub(crate) const fn new() -> Self {
+        Self {
+            head: None,
+            tail: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Links `waiter` at the back with `notify` and `need` (and `held` zero).
+    ///
+    /// # Safety
+    /// [1] `waiter` is in no list (fresh, or completed and not relinked), and [2] it stays
+    /// pinned and alive until a lock holder unlinks it ([`Self::remove`], [`Self::pop_front`]).
+    pub(crate) unsafe fn push_back(&mut self, waiter: Pin<&Waiter>, notify: Notify, need: u32) {
+        let ptr = NonNull::from(waiter.get_ref());
+        let old_tail = self.tail;
+        // SAFETY: we hold the lock (`&mut self`); by [1] nobody else links this node.
+        unsafe {
+            waiter.with_locked(|l| {
+                l.prev = old_tail;
+                l.next = None;
+                l.notify = Some(notify);
+                l.need = need;
+                l.held = 0;
+            });
+        }
+        // Relaxed: the node is not visible to any other thread yet, and every later reader
+        // of `state` synchronises through this lock or through the `Release` in `complete`.
+        waiter.state.store(WAITING, Relaxed);
+        match old_tail {
+            // SAFETY: linked nodes are alive by [2] of their own `push_back`; lock held.
+            Some(tail) => unsafe { tail.as_ref().with_locked(|l| l.next = Some(ptr)) },
+            None => self.head = Some(ptr),
+        }
+        self.tail = Some(ptr);
+    }
+
+    /// The first waiter, if any. The reference is valid while the lock is held and the
+    /// node is linked.
+    #[inline]
+    pub(crate) fn front(&self) -> Option<&Waiter> {
+        // SAFETY: a linked node is alive and pinned (`push_back` [2]); it cannot be unlinked
+        // while `&self` borrows the list under its lock.
+        self.head.map(|p| unsafe { p.as_ref() })
+    }
+
+    /// Unlinks `waiter`.
+    ///
+    /// # Safety
+    /// `waiter` is linked into this list.
+    pub(crate) unsafe fn remove(&mut self, waiter: &Waiter) {
+        // SAFETY: lock held (`&mut self`), and the caller says the node is linked here, so
+        // its neighbours are linked here too and alive.
+        unsafe {
+            let (prev, next) = waiter.with_locked(|l| (l.prev.take(), l.next.take()));
+            match prev {
+                Some(p) => p.as_ref().with_locked(|l| l.next = next),
+                None => self.head = next,
+            }
+            match next {
+                Some(n) => n.as_ref().with_locked(|l| l.prev = prev),
+                None => self.tail = prev,
+            }
+        }
+    }
+
+    /// Unlinks the first waiter, takes its `Notify` into `wakes`, and publishes `state`
+    /// (`GRANTED` or `CLOSED`) to it. After this the node may be freed at any moment by its
+    /// owner, so nothing here touches it after the store.
+    pub(crate) fn complete_front(&mut self, state: u8, wakes: &mut WakeList) {
+        let Some(head) = self.head else { return };
+        // SAFETY: the head is linked in this list, which we hold locked.
+        unsafe {
+            let node = head.as_ref();
+            self.remove(node);
+            Self::complete(node, state, wakes);
+        }
+    }
+
+    /// Publishes `state` to an unlinked node and takes its `Notify`.
+    ///
+    /// # Safety
+    /// The node was just unlinked from this list under the lock still held.
+    pub(crate) unsafe fn complete(node: &Waiter, state: u8, wakes: &mut WakeList) {
+        // SAFETY: the caller holds the lock that guards the node.
+        if let Some(notify) = unsafe { node.with_locked(|l| l.notify.take()) } {
+            wakes.push(notify);
+        }
+        // Release: publishes what the waker did for this node (permits handed over, the
+        // `notify` taken) to the waiter's `Acquire` load in `Waiter::state`.
+        node.state.store(state, Release);
+    }
+}
+
+/// Wakes collected under a lock, fired after it is dropped.
+pub(crate) struct WakeList {
+    items: [Option<Notify>; Self::CAP],
+    len: usize,
+}
+
+impl WakeList {
+    const CAP: usize = 16;
+
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Self {
+            items: [const { None }; Self::CAP],
+            len: 0,
+        }
+    }
+
+    /// Whether no more wakes fit: the caller must drop its lock and [`Self::wake_all`].
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == Self::CAP
+    }
+
+    #[inline]
+    fn push(&mut self, notify: Notify) {
+        debug_assert!(!self.is_full());
+        self.items[self.len] = Some(notify);
+        self.len += 1;
+    }
+
+    /// Wakes every collected waiter, oldest first. Call without holding any lock.
+    #[inline]
+    pub(crate) fn wake_all(&mut self) {
+        for slot in &mut self.items[..self.len] {
+            if let Some(notify) = slot.take() {
+                notify.wake();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+impl Drop for WakeList {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
+
+/// Blocks the current thread until `waiter` leaves `WAITING` or `deadline` passes: spins
+/// briefly, then parks. Returns the final state, or `WAITING` when the deadline passed
+/// first (the caller then leaves the list under its lock, where the state is decided).
+pub(crate) fn park_until(waiter: &Waiter, deadline: Option<Instant>) -> u8 {
+    let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+    if !past_deadline {
+        let spin = Spin::new();
+        loop {
+            let state = waiter.state();
+            if state != WAITING {
+                return state;
+            }
+            if !spin.spin() {
+                break;
+            }
+        }
+    }
+    loop {
+        let state = waiter.state();
+        if state != WAITING {
+            return state;
+        }
+        match deadline {
+            None => thread::park(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return WAITING;
+                }
+                thread::park_timeout(deadline - now);
+            }
+        }
+    }
+}
