@@ -7,6 +7,8 @@
 mod future;
 mod permit;
 pub(crate) mod raw;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 use core::fmt;
 use std::time::{Duration, Instant};

@@ -110,6 +110,12 @@ impl RawSemaphore {
         }
     }
 
+    /// How many waiters are queued (tests only: walks the list under the lock).
+    #[cfg(test)]
+    pub(crate) fn queued_len(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
     /// Free permits (a momentary reading).
     #[inline]
     pub(crate) fn available(&self) -> usize {

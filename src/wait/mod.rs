@@ -163,6 +163,20 @@ impl WaitList {
         self.head.is_none()
     }
 
+    /// How many nodes are linked (tests only).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        let mut n = 0;
+        let mut cur = self.head;
+        while let Some(node) = cur {
+            n += 1;
+            // SAFETY: linked nodes are alive (`push_back` [2]); the lock is held (`&self`
+            // borrows the list inside its mutex).
+            cur = unsafe { node.as_ref().with_locked(|l| l.next) };
+        }
+        n
+    }
+
     /// Links `waiter` at the back with `notify` and `need` (and `held` zero).
     ///
     /// # Safety
