@@ -11,9 +11,8 @@ pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize};
 
-#[cfg(loom)]
-pub(crate) use loom::sync::Arc;
-#[cfg(not(loom))]
+/// Always std's `Arc`, also under loom: the owned API takes `self: Arc<Self>`, which stable
+/// Rust allows only for std's `Arc`. Nothing in the crate needs loom to track a refcount.
 pub(crate) use std::sync::Arc;
 
 pub(crate) use std::sync::atomic::Ordering;

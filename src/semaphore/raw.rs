@@ -324,7 +324,7 @@ impl RawSemaphore {
             let (new, granted) = if free >= n as usize {
                 (cur - encode(n as usize), true)
             } else {
-                (cur - encode(free) | WAITERS_BIT, false)
+                ((cur - encode(free)) | WAITERS_BIT, false)
             };
             // Acquire: pairs with the `Release` of the permits' last releaser.
             // Relaxed on failure: retry.
