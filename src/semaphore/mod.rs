@@ -76,8 +76,10 @@ impl AsSemaphore for BoundedSemaphore {
 /// ```
 pub struct Semaphore {
     raw: RawSemaphore,
-    /// Permits given up with `forget()`: what `BoundedSemaphore::release` may give back.
-    forgotten: AtomicUsize,
+    /// Permits in existence: free plus held (initial + added - forgotten). It bounds
+    /// `add_permits` (at most `MAX_PERMITS`, so permits coming back can never overflow the
+    /// state word) and `BoundedSemaphore::release` (at most the initial value).
+    total: AtomicUsize,
 }
 
 /// A semaphore whose count can never rise above its initial value (Toro's
@@ -126,7 +128,7 @@ impl Semaphore {
     pub const fn new(permits: usize) -> Self {
         Self {
             raw: RawSemaphore::new(permits),
-            forgotten: AtomicUsize::new(0),
+            total: AtomicUsize::new(permits),
         }
     }
 
@@ -135,15 +137,15 @@ impl Semaphore {
     pub fn new(permits: usize) -> Self {
         Self {
             raw: RawSemaphore::new(permits),
-            forgotten: AtomicUsize::new(0),
+            total: AtomicUsize::new(permits),
         }
     }
 
     /// Adds `n` permits, waking waiters in order.
     ///
     /// # Panics
-    /// If the free count would pass [`Semaphore::MAX_PERMITS`] (a caller bug; the count is
-    /// left unchanged).
+    /// If the permits in existence (free plus held) would pass [`Semaphore::MAX_PERMITS`]
+    /// (a caller bug; nothing changes).
     ///
     /// # Examples
     /// ```
@@ -153,7 +155,15 @@ impl Semaphore {
     /// assert_eq!(sem.available_permits(), 3);
     /// ```
     pub fn add_permits(&self, n: usize) {
-        self.raw.add_permits(n);
+        // Relaxed: the counter is only a bound; the permits carry their own ordering.
+        let added = self.total.fetch_update(Relaxed, Relaxed, |total| {
+            total.checked_add(n).filter(|&t| t <= raw::MAX_PERMITS)
+        });
+        assert!(
+            added.is_ok(),
+            "add_permits: a semaphore holds at most MAX_PERMITS permits"
+        );
+        self.raw.release(n);
     }
 
     #[inline]
@@ -197,8 +207,8 @@ impl BoundedSemaphore {
     ///
     /// # Errors
     /// [`TooManyReleases`] if fewer than `n` permits are forgotten, that is when the count
-    /// would rise above the initial value once every permit is back (Toro's `ValueError`).
-    /// Nothing changes then.
+    /// would rise above the initial value once every held permit is back (Toro's
+    /// `ValueError`). Nothing changes then.
     ///
     /// # Examples
     /// ```
@@ -211,10 +221,12 @@ impl BoundedSemaphore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release(&self, n: usize) -> Result<(), TooManyReleases> {
-        // Relaxed: the counter only bounds releases; the permits carry their own ordering.
+        // Relaxed: the counter is only a bound; the permits carry their own ordering.
         self.sem
-            .forgotten
-            .fetch_update(Relaxed, Relaxed, |f| f.checked_sub(n))
+            .total
+            .fetch_update(Relaxed, Relaxed, |total| {
+                total.checked_add(n).filter(|&t| t <= self.initial)
+            })
             .map_err(|_| TooManyReleases)?;
         self.sem.raw.release(n);
         Ok(())

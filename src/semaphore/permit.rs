@@ -35,8 +35,8 @@ pub struct OwnedSemaphorePermit<S: AsSemaphore = Semaphore> {
 }
 
 fn forget_permits(sem: &Semaphore, n: usize) {
-    // Relaxed: only `BoundedSemaphore::release` reads it, to bound what it gives back.
-    sem.forgotten.fetch_add(n, Relaxed);
+    // Relaxed: the count is only a bound for `add_permits` and `release`.
+    sem.total.fetch_sub(n, Relaxed);
 }
 
 impl<'a> SemaphorePermit<'a> {

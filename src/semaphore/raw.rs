@@ -171,33 +171,6 @@ impl RawSemaphore {
         }
     }
 
-    /// Adds `n` new permits.
-    ///
-    /// # Panics
-    /// If the count would pass `MAX_PERMITS` (the state is left unchanged).
-    pub(crate) fn add_permits(&self, n: usize) {
-        let mut cur = self.state.load(Relaxed);
-        loop {
-            assert!(
-                n <= MAX_PERMITS - permits(cur),
-                "add_permits: a semaphore holds at most MAX_PERMITS permits"
-            );
-            // Release: as in `release`. Relaxed on failure: we only retry.
-            match self
-                .state
-                .compare_exchange_weak(cur, cur + encode(n), Release, Relaxed)
-            {
-                Ok(prev) => {
-                    if prev & WAITERS_BIT != 0 {
-                        self.assign();
-                    }
-                    return;
-                }
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
     /// Closes: later acquires fail, and every queued waiter wakes with `Closed`.
     pub(crate) fn close(&self) {
         // AcqRel: Release publishes what came before the close to whoever sees `C`; Acquire
@@ -300,7 +273,9 @@ impl RawSemaphore {
     }
 
     /// The slow path of an acquire: under the lock, take what is free or queue `waiter`.
-    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: impl FnOnce() -> Notify) -> Enqueued {
+    /// `notify` is made before the lock is taken: a `Waker::clone` may run user code, and
+    /// if it panics nothing has changed yet.
+    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: Notify) -> Enqueued {
         let mut list = self.waiters.lock();
         // Relaxed: a first guess for the CAS; `C` and `W` are decided under this lock or
         // rechecked by the CAS.
@@ -316,7 +291,7 @@ impl RawSemaphore {
                 // unlinked (its `Drop` leaves the list).
                 #[allow(unsafe_code)]
                 unsafe {
-                    list.push_back(waiter, notify(), n)
+                    list.push_back(waiter, notify, n)
                 };
                 return Enqueued::Queued;
             }
@@ -334,7 +309,7 @@ impl RawSemaphore {
                     // SAFETY: as above.
                     #[allow(unsafe_code)]
                     unsafe {
-                        list.push_back(waiter, notify(), n - free as u32);
+                        list.push_back(waiter, notify, n - free as u32);
                         waiter.with_locked(|l| l.held = free as u32);
                     };
                     return Enqueued::Queued;
@@ -397,7 +372,7 @@ impl RawSemaphore {
             if n == 0 {
                 return Poll::Ready(Ok(()));
             }
-            return match self.enqueue(waiter, n, || Notify::Task(cx.waker().clone())) {
+            return match self.enqueue(waiter, n, Notify::Task(cx.waker().clone())) {
                 Enqueued::Granted => Poll::Ready(Ok(())),
                 Enqueued::Closed => Poll::Ready(Err(Closed)),
                 Enqueued::Queued => {
@@ -453,7 +428,7 @@ impl RawSemaphore {
         }
         let waiter = core::pin::pin!(Waiter::new());
         let waiter = waiter.into_ref();
-        match self.enqueue(waiter, n, Notify::thread) {
+        match self.enqueue(waiter, n, Notify::thread()) {
             Enqueued::Granted => return Ok(()),
             Enqueued::Closed => return Err(AcquireTimeoutError::Closed),
             Enqueued::Queued => {}
