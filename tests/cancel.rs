@@ -20,7 +20,7 @@ use futures::executor::block_on;
 use futures::task::noop_waker_ref;
 use toro_sync::{AcquireTimeoutError, BoundedSemaphore, Semaphore, Timeout, WaitExt};
 
-const SETTLE: Duration = Duration::from_millis(50);
+const SETTLE: Duration = Duration::from_millis(200);
 const HANG: Duration = Duration::from_secs(20);
 const LONG: Duration = Duration::from_secs(60);
 

@@ -23,7 +23,7 @@ use toro_sync::{
 };
 
 /// Time a freshly spawned thread gets to reach its wait and queue.
-const SETTLE: Duration = Duration::from_millis(50);
+const SETTLE: Duration = Duration::from_millis(200);
 /// A wait longer than this is a hang: the test fails instead of blocking forever.
 const HANG: Duration = Duration::from_secs(20);
 /// A deadline that never passes during a test.
