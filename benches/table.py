@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Print the semaphore benchmark results as a markdown table (and optionally an SVG chart).
+
+Reads criterion's output, <target>/criterion/<group>/<function>/new/{estimates,benchmark}.json,
+where <target> is --target-dir, else $CARGO_TARGET_DIR, else the crate's target/. Each cell
+is the median time per iteration divided by the group's Throughput::Elements: ns per op.
+
+    CARGO_TARGET_DIR=target/bench python3 benches/table.py [--svg chart.svg] [--no-meta]
+
+Stdlib only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+CRATE = Path(__file__).resolve().parent.parent
+ORDER = [
+    "S1-uncontended",
+    "S2-64tasks-4permits",
+    "S2-64tasks-1permit",
+    "S2y-64tasks-1permit-yield",
+    "S3-2threads-4permits",
+    "S3-2threads-1permit",
+]
+TORO, TOKIO, ASYNC_LOCK = "toro-sync", "tokio", "async-lock"
+PEERS = [TOKIO, ASYNC_LOCK]
+RING_PREFIX = "ring-"
+
+
+def load(criterion):
+    """{group: {function: ns per op}} from every <group>/<function>/new/ found."""
+    results = {}
+    for bench in sorted(criterion.glob("*/*/new/benchmark.json")):
+        new = bench.parent
+        try:
+            meta = json.loads(bench.read_text())
+            est = json.loads((new / "estimates.json").read_text())
+        except (OSError, ValueError) as e:
+            print(f"skipping {new}: {e}", file=sys.stderr)
+            continue
+        ns = est["median"]["point_estimate"]
+        throughput = meta.get("throughput") or {}
+        elements = throughput.get("Elements") or throughput.get("elements")
+        if elements:
+            ns /= elements
+        group = meta.get("group_id") or new.parent.parent.name
+        function = meta.get("function_id") or new.parent.name
+        results.setdefault(group, {})[function] = ns
+    return results
+
+
+def ordered_groups(results):
+    known = [g for g in ORDER if g in results]
+    return known + sorted(g for g in results if g not in ORDER)
+
+
+def ring_of(fns):
+    """The ring reference's name in a group, if it has one."""
+    return next((f for f in sorted(fns) if f.startswith(RING_PREFIX)), None)
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "—"
+    if ns >= 100:
+        return f"{ns:.0f}"
+    if ns >= 10:
+        return f"{ns:.1f}"
+    return f"{ns:.2f}"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt_ratio(r):
+    return "—" if r is None else f"{r:.2f}"
+
+
+def run(cmd):
+    try:
+        out = subprocess.run(cmd, cwd=CRATE, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine():
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpu = cpu or platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
+
+
+def meta_lines():
+    commit = run(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
+    if run(["git", "status", "--porcelain", "--untracked-files=no"]):
+        commit += " (with uncommitted changes)"
+    return [
+        f"Machine: {machine()}",
+        f"rustc: {run(['rustc', '-V']) or 'unknown'}",
+        f"Commit: {commit}",
+    ]
+
+
+def table(results):
+    groups = ordered_groups(results)
+    has_ring = any(ring_of(results[g]) for g in groups)
+    head = ["workload", TORO, TOKIO, ASYNC_LOCK]
+    if has_ring:
+        head.append("ring-64")
+    head += [f"toro / {TOKIO}", f"toro / {ASYNC_LOCK}", "toro / best peer"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
+    notes = []
+    for g in groups:
+        fns = results[g]
+        toro = fns.get(TORO)
+        peers = [fns.get(p) for p in PEERS]
+        ring = ring_of(fns)
+        row = [g, fmt_ns(toro)] + [fmt_ns(p) for p in peers]
+        if has_ring:
+            row.append(fmt_ns(fns.get(ring)) if ring else "—")
+        best = min((p for p in peers if p is not None), default=None)
+        row += [fmt_ratio(ratio(toro, p)) for p in peers] + [fmt_ratio(ratio(toro, best))]
+        lines.append("| " + " | ".join(row) + " |")
+        if ring:
+            r = fns[ring]
+            notes.append(
+                f"{g}: {ring} / {TOKIO} = {fmt_ratio(ratio(r, fns.get(TOKIO)))}, "
+                f"{TORO} / {ring} = {fmt_ratio(ratio(toro, r))}"
+            )
+    lines.append("")
+    lines.append("Median ns per acquire+release (ring: per hand-off); ratios below 1 mean toro-sync is faster.")
+    lines += notes
+    return "\n".join(lines)
+
+
+def svg_chart(results, path):
+    """Grouped bars: each function's time over tokio's in the same group (tokio = 1)."""
+    groups = [g for g in ordered_groups(results) if results[g].get(TOKIO)]
+    series = [TORO, ASYNC_LOCK]
+    if any(ring_of(results[g]) for g in groups):
+        series.append("ring")
+    colours = {TORO: "#d1495b", ASYNC_LOCK: "#00798c", "ring": "#8d96a3"}
+
+    def value(g, s):
+        fns = results[g]
+        name = ring_of(fns) if s == "ring" else s
+        return ratio(fns.get(name), fns[TOKIO]) if name else None
+
+    values = [v for g in groups for s in series if (v := value(g, s)) is not None]
+    top = max(values + [1.0]) * 1.15
+    left, right, top_pad, bottom = 60, 20, 50, 90
+    bar, gap = 26, 30
+    slot = bar * len(series) + gap
+    plot_w = slot * max(len(groups), 1)
+    plot_h = 300
+    width, height = left + plot_w + right, top_pad + plot_h + bottom
+
+    def y(v):
+        return top_pad + plot_h - v / top * plot_h
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="20" font-size="14" font-weight="bold">'
+        "Semaphore: time per op relative to tokio (lower is faster)</text>",
+    ]
+    # Axis and grid.
+    steps = 5
+    for i in range(steps + 1):
+        v = top * i / steps
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            'stroke="#e5e5e5"/>'
+        )
+        out.append(
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>'
+        )
+    out.append(
+        f'<line x1="{left}" x2="{left}" y1="{top_pad}" y2="{top_pad + plot_h}" stroke="black"/>'
+    )
+    out.append(
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{top_pad + plot_h}" '
+        f'y2="{top_pad + plot_h}" stroke="black"/>'
+    )
+    # Bars.
+    for gi, g in enumerate(groups):
+        x0 = left + gi * slot + gap / 2
+        for si, s in enumerate(series):
+            v = value(g, s)
+            if v is None:
+                continue
+            x = x0 + si * bar
+            out.append(
+                f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar - 3}" '
+                f'height="{top_pad + plot_h - y(v):.1f}" fill="{colours[s]}">'
+                f"<title>{escape(g)} {escape(s)}: {v:.2f}</title></rect>"
+            )
+            out.append(
+                f'<text x="{x + (bar - 3) / 2:.1f}" y="{y(v) - 3:.1f}" '
+                f'text-anchor="middle" font-size="9">{v:.2f}</text>'
+            )
+        cx = x0 + bar * len(series) / 2
+        out.append(
+            f'<text x="{cx:.1f}" y="{top_pad + plot_h + 14}" text-anchor="end" '
+            f'transform="rotate(-25 {cx:.1f} {top_pad + plot_h + 14})">{escape(g)}</text>'
+        )
+    # tokio = 1.
+    out.append(
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{y(1):.1f}" y2="{y(1):.1f}" '
+        'stroke="black" stroke-dasharray="5,3"/>'
+    )
+    out.append(f'<text x="{left + plot_w - 2}" y="{y(1) - 4:.1f}" text-anchor="end">tokio = 1</text>')
+    # Legend.
+    lx = left + 10
+    for s in series:
+        label = "ring-64-tasks (reference)" if s == "ring" else s
+        out.append(f'<rect x="{lx}" y="30" width="10" height="10" fill="{colours[s]}"/>')
+        out.append(f'<text x="{lx + 14}" y="39">{escape(label)}</text>')
+        lx += 14 + 7 * len(label) + 16
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target-dir", help="cargo target dir (default $CARGO_TARGET_DIR or target/)")
+    ap.add_argument("--svg", metavar="PATH", help="also write a bar chart of ratios to tokio")
+    ap.add_argument("--no-meta", action="store_true", help="leave out machine, rustc, commit")
+    args = ap.parse_args()
+    target = Path(args.target_dir or os.environ.get("CARGO_TARGET_DIR") or CRATE / "target")
+    if not target.is_absolute():
+        target = Path.cwd() / target
+    criterion = target / "criterion"
+    results = load(criterion)
+    if not results:
+        sys.exit(f"no criterion results under {criterion}")
+    if not args.no_meta:
+        print("\n".join(meta_lines()))
+        print()
+    print(table(results))
+    if args.svg:
+        svg_chart(results, args.svg)
+        print(f"\nwrote {args.svg}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
