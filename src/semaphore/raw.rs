@@ -29,7 +29,8 @@
 //!   going away passes to the next one. If the node was already `GRANTED`, the whole grant
 //!   is released like any permit.
 //! - **Close**: set `C`, then under the lock unlink every waiter as `CLOSED` and return the
-//!   partial permits to the word.
+//!   partial permits to the word. From `C` on no waiter is granted, so once closed the free
+//!   count only grows, and `release` reports it (the queue layer's "nothing in flight").
 //!
 //! Invariants, both changed only under the lock: `W` is set exactly when the list is not
 //! empty; a non-head waiter holds no permits.
@@ -116,6 +117,12 @@ impl RawSemaphore {
         self.waiters.lock().len()
     }
 
+    /// The first step of `close` alone, so a test can run a release between it and the rest.
+    #[cfg(test)]
+    pub(crate) fn set_closed_bit_for_test(&self) {
+        self.state.fetch_or(CLOSED_BIT, AcqRel);
+    }
+
     /// Free permits (a momentary reading).
     #[inline]
     pub(crate) fn available(&self) -> usize {
@@ -159,23 +166,29 @@ impl RawSemaphore {
     /// Gives back `n` permits that were taken from this semaphore, handing them to waiters
     /// in FIFO order.
     #[inline]
-    pub(crate) fn release(&self, n: usize) {
-        if n == 0 {
-            return;
-        }
+    ///
+    /// Returns `Some(free)` if the semaphore is closed, `free` being the permits in the word
+    /// after this release. A closed semaphore grants nothing more, so that count only grows
+    /// from here, and the release that brings every permit home sees it: the queue layer
+    /// learns this way that nothing is in flight any more. `None` while open.
+    #[inline]
+    pub(crate) fn release(&self, n: usize) -> Option<usize> {
         // Release: publishes the holder's writes to whoever takes these permits next (a
         // fast-path CAS or `assign_locked`, both `Acquire`).
         let prev = self.state.fetch_add(encode(n), Release);
         if prev & WAITERS_BIT != 0 {
             self.assign();
         }
+        (prev & CLOSED_BIT != 0).then(|| permits(prev) + n)
     }
 
-    /// Closes: later acquires fail, and every queued waiter wakes with `Closed`.
-    pub(crate) fn close(&self) {
+    /// Closes: later acquires fail, and every queued waiter wakes with `Closed` (none is
+    /// granted any more, see `assign_locked`). Returns the free permits after the close's
+    /// own changes to the word, as [`Self::release`] reports them.
+    pub(crate) fn close(&self) -> usize {
         // AcqRel: Release publishes what came before the close to whoever sees `C`; Acquire
         // is for symmetry with waiters' reads under the lock (the lock orders those anyway).
-        self.state.fetch_or(CLOSED_BIT, AcqRel);
+        let mut free = permits(self.state.fetch_or(CLOSED_BIT, AcqRel));
         let mut wakes = WakeList::new();
         loop {
             let mut list = self.waiters.lock();
@@ -190,7 +203,7 @@ impl RawSemaphore {
             }
             if returned > 0 {
                 // Release: as in `release`, for the partial permits given back.
-                self.state.fetch_add(encode(returned), Release);
+                free = permits(self.state.fetch_add(encode(returned), Release)) + returned;
             }
             let done = list.is_empty();
             if done {
@@ -200,7 +213,7 @@ impl RawSemaphore {
             drop(list);
             wakes.wake_all();
             if done {
-                return;
+                return free;
             }
         }
     }
@@ -234,6 +247,12 @@ impl RawSemaphore {
             };
             if wakes.is_full() {
                 return true;
+            }
+            if cur & CLOSED_BIT != 0 {
+                // `close` is on its way to (or inside) its loop under this lock: it
+                // completes every waiter as `CLOSED`. Granting one now would let it act
+                // after the close (a sender pushing into a queue closed and drained).
+                return false;
             }
             // SAFETY: lock held (`list`), and the head is linked in it.
             #[allow(unsafe_code)]
