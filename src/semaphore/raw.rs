@@ -165,7 +165,6 @@ impl RawSemaphore {
 
     /// Gives back `n` permits that were taken from this semaphore, handing them to waiters
     /// in FIFO order.
-    #[inline]
     ///
     /// Returns `Some(free)` if the semaphore is closed, `free` being the permits in the word
     /// after this release. A closed semaphore grants nothing more, so that count only grows
