@@ -59,6 +59,12 @@ mod wait;
 // Layer 3: the semaphore engine and its public face.
 mod semaphore;
 
+// Layer 4: the segmented lock-free FIFO (raw segments: unsafe, proved in the module).
+// `dead_code` is allowed until the Queue layer above uses it (the next commit).
+#[allow(unsafe_code)]
+#[allow(dead_code)]
+mod segqueue;
+
 // Async deadlines on any future.
 mod deadline;
 
@@ -80,4 +86,5 @@ pub use semaphore::{
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::deadline::race;
+    pub use crate::segqueue::SegQueue;
 }

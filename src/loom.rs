@@ -7,9 +7,9 @@
 //! dependency, where `cfg(test)` is false.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize};
 
 /// Always std's `Arc`, also under loom: the owned API takes `self: Arc<Self>`, which stable
 /// Rust allows only for std's `Arc`. Nothing in the crate needs loom to track a refcount.
@@ -123,5 +123,68 @@ impl Spin {
         {
             false
         }
+    }
+}
+
+/// An unbounded wait for a step another thread has already committed to and takes without
+/// blocking (a claimed slot being written, the next segment being linked), and the pause
+/// after a lost compare-and-swap. Unlike [`Spin`] it never gives up: there is nobody to park
+/// for. In the std build it is crossbeam-utils' `Backoff`; under loom `snooze` yields, so
+/// the model runs the thread being waited for, and `spin` does nothing (the lost race
+/// already was the other thread's step).
+pub(crate) struct Backoff {
+    #[cfg(not(loom))]
+    inner: crossbeam_utils::Backoff,
+}
+
+impl Backoff {
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: crossbeam_utils::Backoff::new(),
+        }
+    }
+
+    /// After a lost compare-and-swap: a short spin before the retry.
+    #[inline]
+    pub(crate) fn spin(&self) {
+        #[cfg(not(loom))]
+        self.inner.spin();
+    }
+
+    /// While waiting for another thread's step: spin, then yield to the OS scheduler.
+    #[inline]
+    pub(crate) fn snooze(&self) {
+        #[cfg(not(loom))]
+        self.inner.snooze();
+        #[cfg(loom)]
+        loom::thread::yield_now();
+    }
+}
+
+/// A statistics counter for tests and loom models (how many segments are alive, how many
+/// were ever allocated). No protocol reads it, so it is std's atomic even under loom: the
+/// model need not explore its interleavings.
+#[cfg(any(test, loom))]
+#[derive(Debug)]
+pub(crate) struct Counter(std::sync::atomic::AtomicUsize);
+
+#[cfg(any(test, loom))]
+impl Counter {
+    pub(crate) const fn new(n: usize) -> Self {
+        Self(std::sync::atomic::AtomicUsize::new(n))
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
     }
 }

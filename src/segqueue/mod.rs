@@ -1,0 +1,699 @@
+//! Layer 4: an unbounded lock-free MPMC FIFO of fixed-size segments, after the list flavor
+//! of crossbeam-channel (`src/flavors/list.rs`): slots claimed by a compare-and-swap on a
+//! head or tail counter, segments reclaimed by per-slot READ/DESTROY bits, plus a small pool
+//! so a steady stream reuses segments and a burst gives its memory back.
+//!
+//! # Slot state (one byte per slot, kept apart from the values)
+//!
+//! ```text
+//!   7           3   2   1   0
+//! +---------------+---+---+---+
+//! |    unused     | D | R | W |
+//! +---------------+---+---+---+
+//! W = WRITE    the value is in the slot. Set once, by the slot's pusher, with Release.
+//! R = READ     the value has been moved out. Set once, by the slot's popper (not for the
+//!              last slot of a segment: its popper retires the segment instead).
+//! D = DESTROY  the segment is being retired and this slot's popper has not finished:
+//!              that popper must carry the retirement on. Set by the retiring thread.
+//! ```
+//!
+//! All three start at 0 and are cleared only when the whole segment is recycled.
+//!
+//! # Index words (`head.index`, `tail.index`)
+//!
+//! ```text
+//! usize::BITS-1                                  1   0
+//! +-----------------------------------------------+---+
+//! |        position = lap * LAP + offset          | M |
+//! +-----------------------------------------------+---+
+//! M = MARK (head only): the head's segment is not the last one, so a popper need not
+//!     read the tail to know that the slot at the head has been claimed by a pusher.
+//! ```
+//!
+//! Each segment covers one lap of `LAP = SEGMENT_CAP + 1` positions: offsets
+//! `0..SEGMENT_CAP` name its slots and offset `SEGMENT_CAP` means "between segments":
+//! the thread that claimed the last slot is linking the next segment (a pusher) or moving
+//! the head onto it (a popper), and everybody else on that side waits for it.
+//!
+//! # The algorithm
+//!
+//! **Push.** Load `tail.index`, then `tail.segment`. Claim the slot at the tail by a
+//! compare-and-swap of `tail.index` from the loaded position to the next one: the one
+//! atomic read-modify-write of the claim on the fast path. The winner writes the value
+//! and sets WRITE (a `fetch_or` on its state byte). The
+//! pusher that claims a segment's last slot has already taken the next segment (from the
+//! pool, else the allocator) before its claim, so right after winning it publishes it:
+//! `tail.segment`, then `tail.index` to the next lap, then the old segment's `next`.
+//!
+//! **Pop.** Load `head.index`, then `head.segment`. Unless MARK is set, load `tail.index`:
+//! equal positions mean the queue is empty. Claim the slot at the head by a compare-and-swap
+//! of `head.index`, setting MARK if the tail is already in a later lap. The winner of the
+//! last slot waits for `next`, then moves `head.segment` and `head.index` onto it. The popper
+//! then waits for WRITE (the pusher may have claimed the slot but not written it yet), moves
+//! the value out, and marks the slot READ (a `fetch_or`). So each side costs one claim RMW
+//! on its own index word plus one RMW on the slot's state byte, as in crossbeam-channel.
+//!
+//! **Progress.** Pushers never wait, except for the few instructions between another
+//! pusher's claim of a last slot and its publication of the next segment. A popper that
+//! claims a slot whose pusher is between claim and write waits for that write, as in
+//! crossbeam-channel: the queue is lock-free in its claims, not in that hand-off.
+//!
+//! # Reclamation: when may a segment be freed or reused?
+//!
+//! The rule: **no thread dereferences a segment before it has claimed a slot in it**, and a
+//! claimed slot keeps its segment alive until the slot's popper is done with it.
+//! Threads do load stale segment pointers (after losing a race, or just slowly), but they
+//! only ever compare-and-swap the index word with a position they loaded *before* the
+//! pointer. A position names its lap, the index only moves forward, and a segment is
+//! retired only after its lap is over on both sides; so a claim with a stale position fails,
+//! and a segment that was recycled into a later lap is never touched through a pointer
+//! from an earlier one.
+//!
+//! Every access to segment `S` by a thread that did claim in it comes before a point that
+//! the retiring thread observes:
+//!
+//! 1. A pusher's last access is its `fetch_or(WRITE)` (the last-slot pusher links `next`
+//!    before that). Its slot's popper acquires WRITE before it reads, so the pusher's
+//!    accesses happen before the popper's.
+//! 2. A popper of slot `i < SEGMENT_CAP - 1` does nothing to `S` after its
+//!    `fetch_or(READ)`, unless that returns DESTROY, in which case it is now the retiring
+//!    thread.
+//! 3. The popper of the last slot retires `S` (`retire(S, 0)`), so by then every slot of `S`
+//!    has been claimed by a popper, and no new claim in `S` is possible. It walks slots `0..`:
+//!    a slot with READ (loaded with Acquire) is finished, by 1 and 2 all its accesses
+//!    happen before the retirement; for a slot without READ it sets DESTROY with
+//!    `fetch_or`. If READ was still clear, that popper is still at work and will see
+//!    DESTROY in its own `fetch_or(READ)`: the retirement passes to it, and it resumes the
+//!    walk at the next slot. Both sides use an RMW on the same byte, so exactly one of
+//!    them sees the other's bit, and the walk is carried on by exactly one thread.
+//! 4. When the walk reaches the end, no thread can touch `S` any more: it is reset
+//!    (`next` null, every state 0) and put into the pool, or freed if the pool is full.
+//!
+//! The pool is `POOL_CAP` atomic pointers. A segment goes in by a compare-and-swap of an
+//! empty entry (Release: publishes the reset) and comes out by a `swap` with null
+//! (Acquire), so the taker owns it outright and there is no list to suffer ABA. Recycling
+//! obeys exactly the rule of freeing (step 4 comes only at the end of the walk): a
+//! recycled segment comes back only as a *new* lap's segment, published again by the
+//! Release stores of `tail.index` and `next`. A steady stream so cycles through
+//! two or three segments without calling the allocator, and after a burst all but
+//! `POOL_CAP` retired segments are freed at once. Dropping the queue drops the values left
+//! between head and tail, then frees the chain and the pool.
+//!
+//! # Memory
+//!
+//! A segment is a `next` pointer, `SEGMENT_CAP` state bytes and `SEGMENT_CAP` values: for
+//! `u64` that is 8 + 63 + 1 (padding) + 504 = 576 bytes for 63 items, 9.14 bytes an item
+//! (9.40 in glibc's 592-byte chunk). With a state word beside each value it would be 16.
+//!
+//! # Orderings
+//!
+//! No `SeqCst` anywhere: nothing here is a store-load race. The layer above orders its own
+//! waiting (a pop after a push it has synchronised with always finds the item, by
+//! coherence of `tail.index`). Each ordering below names what it publishes and pairs with.
+//!
+//! The loom models in `loom-tests/tests/segqueue.rs` check the claims, the segment
+//! hand-overs and the whole reclamation protocol; a weakened ordering at any of those
+//! fails one of them. The orderings that serve only [`SegQueue::len`] (the Release of a
+//! head claim, the Acquire of `next.next` at a head move, the Acquire in `len`) guard a
+//! write-to-read causality chain that loom's memory model never lets go stale, so those
+//! rest on the argument written at each of them.
+
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr;
+
+use crossbeam_utils::CachePadded;
+
+#[cfg(any(test, loom))]
+use crate::loom::Counter;
+use crate::loom::{AtomicPtr, AtomicU8, AtomicUsize, Backoff, Ordering::*, UnsafeCell};
+
+/// The value is in the slot.
+const WRITE: u8 = 1;
+/// The value has been moved out of the slot.
+const READ: u8 = 2;
+/// The segment is being retired; the slot's popper carries the retirement on.
+const DESTROY: u8 = 4;
+
+/// Slots per segment. Small under loom so that models cross segment boundaries.
+pub(crate) const SEGMENT_CAP: usize = if cfg!(loom) { 2 } else { 63 };
+/// Positions per segment: its slots plus the "between segments" offset.
+const LAP: usize = SEGMENT_CAP + 1;
+/// Low bits of an index word that are not part of the position.
+const SHIFT: u32 = 1;
+/// In `head.index`: the head's segment is not the last one.
+const MARK: usize = 1;
+/// One position, in index-word units.
+const ONE: usize = 1 << SHIFT;
+/// Retired segments kept for reuse; the rest are freed.
+pub(crate) const POOL_CAP: usize = 2;
+
+// Positions wrap at 2^(BITS - SHIFT); laps stay aligned across the wrap only if LAP divides
+// that. loom's lap of 3 never gets near a wrap.
+const _: () = assert!(cfg!(loom) || LAP.is_power_of_two());
+
+/// The position in an index word.
+const fn position(index: usize) -> usize {
+    index >> SHIFT
+}
+
+/// The offset of an index in its segment; `SEGMENT_CAP` means "between segments".
+const fn offset(index: usize) -> usize {
+    position(index) % LAP
+}
+
+/// The lap (which segment, counting from the first) of an index.
+const fn lap(index: usize) -> usize {
+    position(index) / LAP
+}
+
+/// How many slots lie before position `pos`: every lap before it has `SEGMENT_CAP`, and
+/// the "between segments" position counts as the start of the next lap.
+const fn slots_before(pos: usize) -> usize {
+    pos - pos / LAP
+}
+
+/// A segment: `SEGMENT_CAP` slots, their state bytes apart from their values.
+struct Segment<T> {
+    /// The next segment; null until the pusher that claimed this segment's last slot links it.
+    next: AtomicPtr<Segment<T>>,
+    /// One state byte per slot (`WRITE | READ | DESTROY`).
+    states: [AtomicU8; SEGMENT_CAP],
+    /// The values. Guarded by the claims: slot `i`'s cell has one writer, the pusher that
+    /// claimed its position, before WRITE, and one reader, the popper that claimed it, after
+    /// WRITE (acquired). Nothing else touches a cell except `Drop`, which has `&mut`.
+    values: [UnsafeCell<MaybeUninit<T>>; SEGMENT_CAP],
+}
+
+impl<T> Segment<T> {
+    /// A fresh segment: `next` null, every state 0, every value uninitialised.
+    ///
+    /// Allocated zeroed in place, so a large `T` never passes through the stack. All-zero
+    /// bytes are a valid `Segment`: a null `AtomicPtr`, `AtomicU8`s of 0, and `MaybeUninit`
+    /// values (any bytes) inside `UnsafeCell`s.
+    #[cfg(not(loom))]
+    fn alloc() -> *mut Self {
+        let layout = std::alloc::Layout::new::<Self>();
+        // SAFETY: the layout is not zero-sized: a segment holds at least its `next` pointer.
+        let seg = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Self>();
+        if seg.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        seg
+    }
+
+    /// A fresh segment. loom's atomics and cells carry model state, so they are built, not
+    /// zeroed; the segments of a model are tiny.
+    #[cfg(loom)]
+    fn alloc() -> *mut Self {
+        Box::into_raw(Box::new(Self {
+            next: AtomicPtr::new(ptr::null_mut()),
+            states: std::array::from_fn(|_| AtomicU8::new(0)),
+            values: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+        }))
+    }
+
+    /// Frees a segment. Its values are not dropped.
+    ///
+    /// # Safety
+    /// `seg` came from [`Segment::alloc`], is not freed yet, and no thread can touch it again.
+    unsafe fn free(seg: *mut Self) {
+        // SAFETY: [1] `alloc` made `seg` with the global allocator and `Layout::new::<Self>()`
+        // (or as a `Box` under loom), which is the allocation a `Box<Self>` owns; [2] nobody
+        // else touches it again (the caller). `MaybeUninit` values have no drop glue.
+        drop(unsafe { Box::from_raw(seg) });
+    }
+
+    /// Waits until the next segment is linked, and returns it.
+    fn wait_next(&self) -> *mut Self {
+        let backoff = Backoff::new();
+        loop {
+            // Acquire: pairs with the Release store of `next` in `push`, so the next
+            // segment's reset or fresh state is visible before we touch it.
+            let next = self.next.load(Acquire);
+            if !next.is_null() {
+                return next;
+            }
+            backoff.snooze();
+        }
+    }
+}
+
+/// One end of the queue: a position and the segment it lies in.
+struct Position<T> {
+    /// The index word (see the module docs).
+    index: AtomicUsize,
+    /// The segment of the index's lap (or, briefly, the next one, while the index is between
+    /// segments).
+    segment: AtomicPtr<Segment<T>>,
+}
+
+impl<T> Position<T> {
+    fn new(segment: *mut Segment<T>) -> CachePadded<Self> {
+        CachePadded::new(Self {
+            index: AtomicUsize::new(0),
+            segment: AtomicPtr::new(segment),
+        })
+    }
+}
+
+/// An unbounded lock-free multi-producer multi-consumer FIFO queue.
+///
+/// Items live in segments of `SEGMENT_CAP` slots linked into a list; see the module docs
+/// for the algorithm and why freeing and reusing segments is safe.
+pub struct SegQueue<T> {
+    head: CachePadded<Position<T>>,
+    tail: CachePadded<Position<T>>,
+    /// Retired segments, reset and ready for a new lap; null entries are empty.
+    spare: CachePadded<[AtomicPtr<Segment<T>>; POOL_CAP]>,
+    /// Segments allocated and not yet freed (test statistics).
+    #[cfg(any(test, loom))]
+    alive: Counter,
+    /// Segments ever allocated (test statistics).
+    #[cfg(any(test, loom))]
+    allocated: Counter,
+    /// The queue owns `T`s.
+    _marker: PhantomData<T>,
+}
+
+// SAFETY: the queue owns its items and moves each one to exactly one popper, possibly on
+// another thread; it never hands out a reference to an item, so `T: Send` is enough for
+// both. Its raw segment pointers are shared under the protocol in the module docs.
+unsafe impl<T: Send> Send for SegQueue<T> {}
+// SAFETY: as for `Send`: every `&self` method moves items in or out, never shares them.
+unsafe impl<T: Send> Sync for SegQueue<T> {}
+
+impl<T> SegQueue<T> {
+    /// An empty queue, with its first segment allocated.
+    pub fn new() -> Self {
+        let first = Segment::alloc();
+        Self {
+            head: Position::new(first),
+            tail: Position::new(first),
+            spare: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
+            #[cfg(any(test, loom))]
+            alive: Counter::new(1),
+            #[cfg(any(test, loom))]
+            allocated: Counter::new(1),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Pushes `value` at the back. Never fails and never blocks (see "Progress" in the
+    /// module docs for the one short wait at a segment boundary).
+    pub fn push(&self, value: T) {
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release store that opens a lap, so the segment we load
+        // next is at least the one of this position's lap (if it is a later one, the
+        // position is stale and the claim below fails), and its contents are visible.
+        // Relaxed on `segment` itself: it is published by that store of the index.
+        let mut tail = self.tail.index.load(Acquire);
+        let mut seg = self.tail.segment.load(Relaxed);
+        // The next segment, taken before claiming a last slot so that the wait of the
+        // other pushers is as short as possible.
+        let mut next: *mut Segment<T> = ptr::null_mut();
+
+        loop {
+            let offset = offset(tail);
+            if offset == SEGMENT_CAP {
+                // Another pusher is linking the next segment.
+                backoff.snooze();
+                tail = self.tail.index.load(Acquire);
+                seg = self.tail.segment.load(Relaxed);
+                continue;
+            }
+            if offset + 1 == SEGMENT_CAP && next.is_null() {
+                next = self.take_segment();
+            }
+
+            // Relaxed on success: the claim publishes nothing (the value is published by
+            // WRITE, the next segment by the stores below). Acquire on failure: the new
+            // position may open a lap, as for the first load.
+            match self.tail.index.compare_exchange_weak(
+                tail,
+                tail.wrapping_add(ONE),
+                Relaxed,
+                Acquire,
+            ) {
+                Ok(_) => {
+                    if offset + 1 == SEGMENT_CAP {
+                        // We claimed the last slot; the tail now reads "between segments",
+                        // so we alone move it on. The Release stores of `tail.index` and
+                        // `next` publish the new segment (fresh, or reset by `recycle` and
+                        // acquired from the pool by `take_segment`) and the `segment`
+                        // store before them to the pushers that acquire `tail.index` and
+                        // the poppers that acquire `next`.
+                        self.tail.segment.store(next, Relaxed);
+                        self.tail.index.store(tail.wrapping_add(2 * ONE), Release);
+                        // SAFETY: our claim of a slot in `seg` keeps it alive (module docs,
+                        // reclamation step 1): its popper cannot retire it before our WRITE.
+                        unsafe { (*seg).next.store(next, Release) };
+                        next = ptr::null_mut();
+                    }
+                    // SAFETY: we won the claim of slot `offset` of `seg`, the segment of
+                    // the claimed position's lap.
+                    unsafe { Self::write(seg, offset, value) };
+                    if !next.is_null() {
+                        // Taken for a last slot that another pusher claimed; untouched.
+                        // SAFETY: `next` came from `take_segment` and nobody else saw it.
+                        unsafe { self.put_spare(next) };
+                    }
+                    return;
+                }
+                Err(current) => {
+                    tail = current;
+                    seg = self.tail.segment.load(Relaxed);
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// Pops the item at the front, or `None` if the queue is empty.
+    ///
+    /// Never fails spuriously: `None` means that the item of every push that happens
+    /// before this call had been claimed by some pop by the time the call read the tail.
+    /// It may wait for a pusher that has claimed the front slot but not yet written it.
+    pub fn pop(&self) -> Option<T> {
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release store that moves the head onto a new segment,
+        // so the segment loaded next is at least the one of this position's lap, and its
+        // contents are visible. Relaxed on `segment`, published by that store.
+        let mut head = self.head.index.load(Acquire);
+        let mut seg = self.head.segment.load(Relaxed);
+
+        loop {
+            let offset = offset(head);
+            if offset == SEGMENT_CAP {
+                // Another popper is moving the head onto the next segment.
+                backoff.snooze();
+                head = self.head.index.load(Acquire);
+                seg = self.head.segment.load(Relaxed);
+                continue;
+            }
+
+            let mut new_head = head.wrapping_add(ONE);
+            if head & MARK == 0 {
+                // Relaxed: only compared. The slot's contents are acquired through WRITE,
+                // and a push that happens before this pop is seen by coherence.
+                let tail = self.tail.index.load(Relaxed);
+                if position(head) == position(tail) {
+                    return None;
+                }
+                if lap(head) != lap(tail) {
+                    new_head |= MARK;
+                }
+            }
+
+            // Release on success: `len` acquires `head.index`, and must then see a tail at
+            // least as far as the one this claim relied on. Acquire on failure: the new
+            // position may be on a new segment, as for the first load.
+            match self
+                .head
+                .index
+                .compare_exchange_weak(head, new_head, Release, Acquire)
+            {
+                Ok(_) => {
+                    if offset + 1 == SEGMENT_CAP {
+                        // We claimed the last slot; the head now reads "between segments",
+                        // so we alone move it on.
+                        // SAFETY: [1] our unread slot keeps `seg` alive (reclamation step 3:
+                        // only we retire it); [2] `next` is the head's next segment, which
+                        // cannot be retired before the head has passed all its slots, and
+                        // that needs the store below.
+                        let next = unsafe { (*seg).wait_next() };
+                        let mut next_index = (new_head & !MARK).wrapping_add(ONE);
+                        // Acquire: a non-null `next.next` was stored after the tail moved
+                        // past `next`'s lap; `len` relies on seeing that tail too.
+                        // SAFETY: `next` is alive by [2].
+                        if !unsafe { (*next).next.load(Acquire) }.is_null() {
+                            next_index |= MARK;
+                        }
+                        // Release on the index: publishes the `segment` store before it,
+                        // and what we acquired of `next`, to poppers that acquire it.
+                        self.head.segment.store(next, Relaxed);
+                        self.head.index.store(next_index, Release);
+                    }
+                    // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
+                    // claimed position's lap.
+                    return Some(unsafe { self.read(seg, offset) });
+                }
+                Err(current) => {
+                    head = current;
+                    seg = self.head.segment.load(Relaxed);
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// How many items the queue holds: exact when no push or pop runs at the same time.
+    /// Otherwise it is the pushes claimed by the end of the call minus the pops claimed at
+    /// its start, so it may still count items popped (or not yet written) meanwhile.
+    pub fn len(&self) -> usize {
+        // Acquire: pairs with the Release of every head claim and head move, so the tail we
+        // load next is at least as far as any tail those poppers relied on, and therefore at
+        // or after the head.
+        let head = self.head.index.load(Acquire);
+        let tail = self.tail.index.load(Relaxed);
+        // Rotate both positions so that the head's lap is lap 0; the wrapping subtraction
+        // keeps this right when positions wrap.
+        let base = position(head) - offset(head);
+        let tail = position(tail).wrapping_sub(base) & (usize::MAX >> SHIFT);
+        let head = offset(head);
+        debug_assert!(tail >= head, "the tail never falls behind the head");
+        // Saturating only as a guard: by the orderings above the tail is never behind.
+        slots_before(tail).saturating_sub(slots_before(head))
+    }
+
+    /// Whether the queue holds no items (a snapshot, as for [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many segments are allocated and not freed: the chain, the pool, and spares held
+    /// by pushers mid-push.
+    #[cfg(any(test, loom))]
+    #[doc(hidden)]
+    pub fn segments_alive(&self) -> usize {
+        self.alive.get()
+    }
+
+    /// How many segments were ever allocated (reuse keeps this low on a steady stream).
+    #[cfg(any(test, loom))]
+    #[doc(hidden)]
+    pub fn segments_allocated(&self) -> usize {
+        self.allocated.get()
+    }
+
+    /// Writes `value` into slot `offset` of `seg` and publishes it.
+    ///
+    /// # Safety
+    /// The caller won the claim of slot `offset` in `seg` for pushing, so `seg` is alive
+    /// and the slot's cell is empty and ours to write.
+    unsafe fn write(seg: *mut Segment<T>, offset: usize, value: T) {
+        // SAFETY: `seg` is alive while our slot is unwritten (reclamation step 1).
+        let seg = unsafe { &*seg };
+        // SAFETY: the claim makes us the cell's only writer, and its popper reads only after
+        // the WRITE below.
+        seg.values[offset].with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        // Release: publishes the value to the Acquire load in `read`. `fetch_or`, not a
+        // store: a retiring popper may already have set DESTROY here.
+        seg.states[offset].fetch_or(WRITE, Release);
+        // From here on `seg` may be retired and reused at any moment.
+    }
+
+    /// Waits for slot `offset` of `seg` to be written, moves its value out, and marks the
+    /// slot read (or retires the segment, or carries a retirement on).
+    ///
+    /// # Safety
+    /// The caller won the claim of slot `offset` in `seg` for popping: nobody else reads
+    /// the slot, and `seg` stays alive until this call marks it READ or retires `seg`.
+    unsafe fn read(&self, seg: *mut Segment<T>, offset: usize) -> T {
+        // SAFETY: alive until our READ (reclamation steps 2 and 3).
+        let s = unsafe { &*seg };
+        let backoff = Backoff::new();
+        // Acquire: pairs with the Release `fetch_or(WRITE)` in `write`: the value is there.
+        while s.states[offset].load(Acquire) & WRITE == 0 {
+            backoff.snooze();
+        }
+        // SAFETY: [1] WRITE was seen with Acquire, so the value is initialised; [2] the claim
+        // makes us the only reader, so nothing else moves it out.
+        let value = s.values[offset].with_mut(|p| unsafe { p.read().assume_init() });
+
+        if offset + 1 == SEGMENT_CAP {
+            // SAFETY: we read the last slot, so we begin the retirement (step 3).
+            unsafe { self.retire(seg, 0) };
+        } else {
+            // AcqRel: Release publishes our accesses to `seg` to the thread that retires it;
+            // Acquire, if DESTROY is set, takes over what that thread saw of earlier slots.
+            let state = s.states[offset].fetch_or(READ, AcqRel);
+            // Without DESTROY, `seg` may be retired and reused at any moment from here on.
+            if state & DESTROY != 0 {
+                // SAFETY: the retiring thread saw us unfinished and passed the walk to us.
+                unsafe { self.retire(seg, offset + 1) };
+            }
+        }
+        value
+    }
+
+    /// Walks the slots of `seg` from `start`, and recycles it if all their poppers are done;
+    /// else the first unfinished popper carries the walk on.
+    ///
+    /// # Safety
+    /// Either the caller read the last slot of `seg` (`start == 0`), or it found DESTROY
+    /// when it marked slot `start - 1` READ. Every slot of `seg` has been claimed by a
+    /// popper, and the slots before `start` are finished.
+    unsafe fn retire(&self, seg: *mut Segment<T>, start: usize) {
+        // The last slot needs no mark: its popper is the one that began the walk.
+        for i in start..SEGMENT_CAP - 1 {
+            // SAFETY: `seg` is alive: we hold the retirement, which only the end of this
+            // walk (or handing it on) gives up.
+            let state = unsafe { &(*seg).states[i] };
+            // Acquire (load and RMW): pairs with the AcqRel `fetch_or(READ)` in `read`, so
+            // a finished popper's accesses happen before the reuse. Release (RMW): hands
+            // what we saw of earlier slots to the popper that continues.
+            if state.load(Acquire) & READ == 0 && state.fetch_or(DESTROY, AcqRel) & READ == 0 {
+                // That popper is still at work; it will see DESTROY and continue.
+                return;
+            }
+        }
+        // SAFETY: every slot's popper is done (step 4), and pushers finished before them.
+        unsafe { self.recycle(seg) };
+    }
+
+    /// Resets a retired segment and puts it into the pool, or frees it if the pool is full.
+    ///
+    /// # Safety
+    /// No thread can touch `seg` again.
+    unsafe fn recycle(&self, seg: *mut Segment<T>) {
+        // SAFETY: nobody else can touch `seg` (the caller), so these plain resets race with
+        // nothing; the Release in `put_spare` publishes them.
+        let s = unsafe { &*seg };
+        s.next.store(ptr::null_mut(), Relaxed);
+        for state in &s.states {
+            state.store(0, Relaxed);
+        }
+        // SAFETY: reset to a fresh segment just now, and ours alone.
+        unsafe { self.put_spare(seg) };
+    }
+
+    /// Puts a fresh or reset segment into the pool, or frees it if the pool is full.
+    ///
+    /// # Safety
+    /// `seg` is fresh or reset (`next` null, every state 0) and owned by the caller.
+    unsafe fn put_spare(&self, seg: *mut Segment<T>) {
+        for entry in self.spare.iter() {
+            // Release: publishes the reset to the Acquire `swap` in `take_segment`.
+            // Relaxed on failure: the entry is full, we only try the next one.
+            if entry
+                .compare_exchange(ptr::null_mut(), seg, Release, Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        // SAFETY: ours alone (the caller), and not put anywhere else.
+        unsafe { self.free_segment(seg) };
+    }
+
+    /// A segment for a new lap: from the pool if it has one, else freshly allocated.
+    fn take_segment(&self) -> *mut Segment<T> {
+        for entry in self.spare.iter() {
+            // Relaxed: only a hint, to skip the RMW on an empty entry.
+            if !entry.load(Relaxed).is_null() {
+                // Acquire: pairs with the Release in `put_spare`, so the reset is visible.
+                let seg = entry.swap(ptr::null_mut(), Acquire);
+                if !seg.is_null() {
+                    return seg;
+                }
+            }
+        }
+        #[cfg(any(test, loom))]
+        {
+            self.alive.add(1);
+            self.allocated.add(1);
+        }
+        Segment::alloc()
+    }
+
+    /// Frees a segment (counting it in tests).
+    ///
+    /// # Safety
+    /// As for [`Segment::free`].
+    unsafe fn free_segment(&self, seg: *mut Segment<T>) {
+        #[cfg(any(test, loom))]
+        self.alive.sub(1);
+        // SAFETY: the caller's contract is `Segment::free`'s.
+        unsafe { Segment::free(seg) };
+    }
+}
+
+impl<T> Drop for SegQueue<T> {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self` means every push and pop has returned, and whoever handed us
+        // the queue synchronised with them. So every segment before the head's has been
+        // recycled, every slot in [head, tail) is written, and nothing else is alive but the
+        // chain from the head and the pool.
+        let mut head = self.head.index.load(Relaxed) & !MARK;
+        let tail = self.tail.index.load(Relaxed);
+        let mut seg = self.head.segment.load(Relaxed);
+
+        while head != tail {
+            let offset = offset(head);
+            if offset < SEGMENT_CAP {
+                // SAFETY: [1] `seg` is the segment of `head`'s lap, alive (it is in the chain);
+                // [2] the slot is written and was not popped, so it holds a value that
+                // nothing else will drop or move.
+                unsafe {
+                    debug_assert!((*seg).states[offset].load(Relaxed) & WRITE != 0);
+                    (*seg).values[offset].with_mut(|p| ptr::drop_in_place(p.cast::<T>()));
+                }
+            } else {
+                // SAFETY: a full segment before the tail's has its `next` linked; after this
+                // step nothing refers to it.
+                unsafe {
+                    let next = (*seg).next.load(Relaxed);
+                    self.free_segment(seg);
+                    seg = next;
+                }
+            }
+            head = head.wrapping_add(ONE);
+        }
+        // SAFETY: the tail's segment, whose values are all gone; nothing refers to it.
+        unsafe { self.free_segment(seg) };
+
+        for entry in self.spare.iter() {
+            let spare = entry.load(Relaxed);
+            if !spare.is_null() {
+                // SAFETY: a pool entry is owned by the pool, and the pool dies with us.
+                unsafe { self.free_segment(spare) };
+            }
+        }
+
+        // Every test and loom model checks this: a segment that no retirement finished (a
+        // lost DESTROY, say) would still be counted here.
+        #[cfg(any(test, loom))]
+        if !std::thread::panicking() {
+            assert_eq!(self.alive.get(), 0, "segments leaked");
+        }
+    }
+}
+
+impl<T> Default for SegQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for SegQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegQueue")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
