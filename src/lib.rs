@@ -4,9 +4,10 @@
 //! for async tasks on any executor and for blocking threads at once, fair (first in, first
 //! out), cancel-safe, with a deadline on every wait and a non-waiting twin of every wait.
 //!
-//! This release has the foundation: [`Semaphore`] and [`BoundedSemaphore`], the error
-//! types, and [`WaitExt`] for async deadlines. Locks, conditions, events and queues are
-//! layered on the same engine next.
+//! This release has the foundation, [`Semaphore`] and [`BoundedSemaphore`] with the error
+//! types and [`WaitExt`] for async deadlines, and the FIFO [`Queue`] with its
+//! [`channel`]s. Locks, conditions, events, the rendezvous queue (`bounded(0)`) and the
+//! priority, LIFO and joinable queues are layered on the same engine next.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -36,6 +37,9 @@
 //! 2. `wait`: the FIFO waiter queue (an intrusive list of pinned nodes), tasks and parked
 //!    threads side by side.
 //! 3. `semaphore`: the atomic state word with a lock-free fast path over that queue.
+//! 4. `segqueue`: the segmented lock-free MPMC FIFO of items.
+//! 5. `queue` and `channel`: the FIFO queue (the FIFO of 4 plus two semaphores of 3 for
+//!    free places and ready items) and sender/receiver handles over it.
 //!
 //! # When std's primitives are better
 //!
@@ -60,10 +64,14 @@ mod wait;
 mod semaphore;
 
 // Layer 4: the segmented lock-free FIFO (raw segments: unsafe, proved in the module).
-// `dead_code` is allowed until the Queue layer above uses it (the next commit).
 #[allow(unsafe_code)]
-#[allow(dead_code)]
 mod segqueue;
+
+// Layer 5: the queues, safe code over layers 3 and 4.
+mod queue;
+
+// Layer 5: channels, sender/receiver handles over a queue (safe).
+pub mod channel;
 
 // Async deadlines on any future.
 mod deadline;
@@ -76,6 +84,7 @@ pub use error::{
     SendTimeoutError, TaskDoneError, Timeout, TooManyReleases, TryAcquireError, TryLockError,
     TryRecvError, TrySendError,
 };
+pub use queue::{Queue, SendPermit};
 pub use semaphore::{
     Acquire, AcquireOwned, AsSemaphore, BoundedSemaphore, OwnedSemaphorePermit, Semaphore,
     SemaphorePermit,

@@ -14,12 +14,27 @@ use crate::wait::Waiter;
 /// A handle that reaches a semaphore's engine.
 pub(crate) trait SemRef {
     fn raw(&self) -> &RawSemaphore;
+
+    /// Hears the report of a release made by a cancelled acquire (see
+    /// `RawSemaphore::release`); the queue layer uses it to see a closed queue drain.
+    #[inline]
+    fn released(&self, report: Option<usize>) {
+        let _ = report;
+    }
 }
 
 impl SemRef for &Semaphore {
     #[inline]
     fn raw(&self) -> &RawSemaphore {
         &self.raw
+    }
+}
+
+/// The queue layer waits on bare engines.
+impl SemRef for &RawSemaphore {
+    #[inline]
+    fn raw(&self) -> &RawSemaphore {
+        self
     }
 }
 
@@ -50,6 +65,14 @@ impl<R: SemRef> RawAcquire<R> {
             queued: false,
             waiter: Waiter::new(),
         }
+    }
+
+    /// Whether the future has completed (its handle went out with the permits, or it
+    /// failed): polling it again would panic.
+    #[inline]
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))] // only the channel's stream uses it
+    pub(crate) fn is_finished(&self) -> bool {
+        self.sem.is_none()
     }
 }
 
@@ -84,7 +107,7 @@ impl<R: SemRef> Future for RawAcquire<R> {
 impl<R: SemRef> Drop for RawAcquire<R> {
     fn drop(&mut self) {
         if let (Some(sem), true) = (&self.sem, self.queued) {
-            sem.raw().cancel_acquire(&self.waiter, self.n);
+            sem.released(sem.raw().cancel_acquire(&self.waiter, self.n));
         }
     }
 }

@@ -4,7 +4,7 @@
 //! the same permit types. They differ in one method: `Semaphore::add_permits` adds permits
 //! freely, `BoundedSemaphore::release` only gives back permits taken with `forget()`.
 
-mod future;
+pub(crate) mod future;
 mod permit;
 pub(crate) mod raw;
 #[cfg(all(test, not(loom)))]

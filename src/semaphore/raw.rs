@@ -339,18 +339,19 @@ impl RawSemaphore {
 
     /// Leaves the queue (a cancelled or timed-out waiter). Returns the node's final state:
     /// `GRANTED` means the caller now owns all the permits it asked for; `WAITING` means it
-    /// left unserved, its partial permits passed on.
-    fn leave(&self, waiter: &Waiter) -> u8 {
+    /// left unserved, its partial permits passed on. The second value is the report of
+    /// [`Self::release`] for those partial permits (`None` when there were none, or open).
+    fn leave(&self, waiter: &Waiter) -> (u8, Option<usize>) {
         let state = waiter.state();
         if state != WAITING {
-            return state;
+            return (state, None);
         }
         let mut wakes = WakeList::new();
         let mut list = self.waiters.lock();
         // Under the lock the state is final: nobody else changes it now.
         let state = waiter.state();
         if state != WAITING {
-            return state;
+            return (state, None);
         }
         // SAFETY: lock held; the node is `WAITING`, so it is linked in this list.
         #[allow(unsafe_code)]
@@ -358,9 +359,11 @@ impl RawSemaphore {
             list.remove(waiter);
             waiter.with_locked(|l| (l.held, l.notify.take()))
         };
+        let mut report = None;
         if held > 0 {
             // Release: the partial permits go back to the word for the next head.
-            self.state.fetch_add(encode(held as usize), Release);
+            let prev = self.state.fetch_add(encode(held as usize), Release);
+            report = (prev & CLOSED_BIT != 0).then(|| permits(prev) + held as usize);
         }
         while self.assign_locked(&mut list, &mut wakes) {
             drop(list);
@@ -369,7 +372,7 @@ impl RawSemaphore {
         }
         drop(list);
         drop(notify); // a `Waker` drop may run user code: outside the lock
-        WAITING
+        (WAITING, report)
     }
 
     /// Polls an acquire of `n` permits whose node is `waiter`; `queued` tracks whether the
@@ -424,10 +427,13 @@ impl RawSemaphore {
     }
 
     /// Cancels an acquire future's wait: called from its `Drop` when it was queued and
-    /// did not return its permits. A grant that raced with the cancel is released.
-    pub(crate) fn cancel_acquire(&self, waiter: &Waiter, n: u32) {
-        if self.leave(waiter) == GRANTED {
-            self.release(n as usize);
+    /// did not return its permits. A grant that raced with the cancel is released. Returns
+    /// the [`Self::release`] report of whatever permits went back, so a layer that watches
+    /// a closed engine fill up (the queue's "drained") hears of this release too.
+    pub(crate) fn cancel_acquire(&self, waiter: &Waiter, n: u32) -> Option<usize> {
+        match self.leave(waiter) {
+            (GRANTED, _) => self.release(n as usize),
+            (_, report) => report,
         }
     }
 
@@ -452,7 +458,9 @@ impl RawSemaphore {
             Enqueued::Queued => {}
         }
         let state = match wait::park_until(&waiter, deadline) {
-            WAITING => self.leave(&waiter),
+            // A timed-out waiter of one permit holds no partial permits, so there is no
+            // report to lose here (the queue layer waits for one permit at a time).
+            WAITING => self.leave(&waiter).0,
             state => state,
         };
         match state {

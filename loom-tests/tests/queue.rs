@@ -1,0 +1,409 @@
+//! loom models of `Queue<T>` (`src/queue/mod.rs`): the segmented FIFO of layer 4 under the
+//! two fair semaphores `slots` and `ready` of layer 3. Sends and receives across a segment
+//! boundary (under loom a segment has 2 slots, so three items cross one), close racing
+//! sends and receives, a cancelled receive racing a send, back-pressure on a queue of one
+//! place, and close while a receiver waits or an item is in flight.
+//!
+//! Every model checks that each item sent with `Ok` is received exactly once (in the
+//! producer's order), that a failed send hands its own item back, that `RecvError` (closed
+//! and drained) is never reported while an `Ok`-sent item is still to come, and the final
+//! state (`len`, `is_empty`, `is_full`, what `try_recv` says). A lost wake or a `ready`
+//! that never closes shows up as a loom deadlock (a waiter that never returns).
+
+#![cfg(loom)]
+
+use std::pin::pin;
+
+use loom::future::block_on;
+use loom::sync::Arc;
+use loom::thread;
+use loom_tests::{model, poll_once};
+use toro_sync::{Queue, RecvError, SendError, TryRecvError, TrySendError};
+
+/// Receives with `recv_blocking` until `RecvError`, returning what came in order.
+fn drain_blocking(q: &Queue<usize>) -> Vec<usize> {
+    let mut got = Vec::new();
+    while let Ok(item) = q.recv_blocking() {
+        got.push(item);
+    }
+    got
+}
+
+/// Receives with `recv().await` until `RecvError`, returning what came in order.
+fn drain_async(q: &Queue<usize>) -> Vec<usize> {
+    block_on(async {
+        let mut got = Vec::new();
+        while let Ok(item) = q.recv().await {
+            got.push(item);
+        }
+        got
+    })
+}
+
+/// The state of a queue that is empty and quiet: nothing inside, a free place (if
+/// bounded), and `try_recv` reporting `Empty` (open) or `Closed` (closed and drained).
+fn assert_quiet(q: &Queue<usize>) {
+    assert_eq!(q.len(), 0);
+    assert!(q.is_empty());
+    assert!(!q.is_full());
+    let expect = if q.is_closed() {
+        TryRecvError::Closed
+    } else {
+        TryRecvError::Empty
+    };
+    assert_eq!(q.try_recv(), Err(expect));
+}
+
+/// The outcome of a send that may race a close: `Some(item)` if it was sent, `None` if it
+/// failed, after checking that the failure handed back the very item and came from a close.
+fn sent_or_handed_back(q: &Queue<usize>, item: usize, r: Result<(), SendError<usize>>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(SendError(back)) => {
+            assert_eq!(back, item, "a failed send handed back another item");
+            assert!(q.is_closed(), "a send failed on an open queue");
+            false
+        }
+    }
+}
+
+/// Model Q1: one producer sends 3 items through a queue of 2 places (`send_blocking`, so
+/// the third waits in `slots` until the consumer frees one), one consumer receives them
+/// with `recv().await`: the pushes and pops cross a segment boundary. Order preserved,
+/// each item once, nothing left.
+#[test]
+fn bounded_send_recv_across_segment() {
+    model("bounded_send_recv_across_segment", || {
+        let q = Arc::new(Queue::bounded(2));
+        let producer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                for i in 0..3 {
+                    q.send_blocking(i).unwrap();
+                }
+            })
+        };
+        let got = block_on(async {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(q.recv().await.unwrap());
+            }
+            got
+        });
+        producer.join().unwrap();
+
+        assert_eq!(got, [0, 1, 2]);
+        assert_quiet(&q);
+        assert_eq!(q.capacity(), Some(2));
+    });
+}
+
+/// Model Q1b: the same stream through an unbounded queue, an async producer and a
+/// blocking consumer that parks on `ready` whenever it runs ahead.
+#[test]
+fn unbounded_send_recv_across_segment() {
+    model("unbounded_send_recv_across_segment", || {
+        let q = Arc::new(Queue::unbounded());
+        let producer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                block_on(async {
+                    for i in 0..3 {
+                        q.send(i).await.unwrap();
+                    }
+                })
+            })
+        };
+        let got: Vec<usize> = (0..3).map(|_| q.recv_blocking().unwrap()).collect();
+        producer.join().unwrap();
+
+        assert_eq!(got, [0, 1, 2]);
+        assert_quiet(&q);
+        assert_eq!(q.capacity(), None);
+    });
+}
+
+/// Model Q2: close races a producer of 2 items (`send_blocking` into a queue of one place,
+/// so the second may be waiting in `slots` when the close comes) and a consumer that
+/// receives until `RecvError`. The `Ok` sends are a prefix of the stream (a closed queue
+/// stays closed), each is received exactly once and in order before the consumer hears
+/// `RecvError` (closed and drained is never reported early), a failed send hands its item
+/// back, and nobody hangs.
+#[test]
+fn close_vs_send_vs_recv() {
+    model("close_vs_send_vs_recv", || {
+        let q = Arc::new(Queue::bounded(1));
+        let producer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                (0..2)
+                    .filter(|&i| sent_or_handed_back(&q, i, q.send_blocking(i)))
+                    .collect::<Vec<usize>>()
+            })
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        let got = drain_async(&q);
+        let sent = producer.join().unwrap();
+        closer.join().unwrap();
+
+        assert!(sent.iter().copied().eq(0..sent.len()), "sent {sent:?}");
+        assert_eq!(got, sent, "RecvError before every Ok-sent item came");
+        assert!(q.is_closed());
+        assert_quiet(&q);
+        assert_eq!(q.send_blocking(9), Err(SendError(9)));
+        assert_eq!(q.try_send(9), Err(TrySendError::Closed(9)));
+    });
+}
+
+/// Model Q2b: the same race on an unbounded queue with an async producer and a blocking
+/// consumer: here the close meets a sender between its slot and its push, never a waiting
+/// one.
+#[test]
+fn close_vs_send_vs_recv_unbounded() {
+    model("close_vs_send_vs_recv_unbounded", || {
+        let q = Arc::new(Queue::unbounded());
+        let producer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                block_on(async {
+                    let mut sent = Vec::new();
+                    for i in 0..2 {
+                        if sent_or_handed_back(&q, i, q.send(i).await) {
+                            sent.push(i);
+                        }
+                    }
+                    sent
+                })
+            })
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        let got = drain_blocking(&q);
+        let sent = producer.join().unwrap();
+        closer.join().unwrap();
+
+        assert!(sent.iter().copied().eq(0..sent.len()), "sent {sent:?}");
+        assert_eq!(got, sent, "RecvError before every Ok-sent item came");
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q3: a `recv` future polled once on an empty queue (queued on `ready`), then a
+/// send on another thread while this thread drops the future. If the send's `ready`
+/// permit was handed to the future just before the drop, the cancel passes it on and the
+/// item stays queued: `try_recv` gets it afterwards. Nothing lost, nothing doubled.
+#[test]
+fn cancelled_recv_vs_send() {
+    model("cancelled_recv_vs_send", || {
+        let q = Arc::new(Queue::unbounded());
+        let mut fut = Box::pin(q.recv());
+        assert!(poll_once(fut.as_mut()).is_pending());
+
+        let sender = {
+            let q = q.clone();
+            thread::spawn(move || q.send_blocking(7).unwrap())
+        };
+        drop(fut);
+        sender.join().unwrap();
+
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.try_recv(), Ok(7), "the cancelled recv lost the item");
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q3b: the same race with a second receiver, blocking on another thread and queued
+/// behind the future (unless the future has already left): the cancel must hand it the
+/// item, across a segment boundary (one item went through first, so 7 takes the last
+/// slot of the first segment and 8 the first of the next).
+#[test]
+fn cancelled_recv_vs_send_second_receiver() {
+    model("cancelled_recv_vs_send_second_receiver", || {
+        let q = Arc::new(Queue::bounded(2));
+        q.try_send(0).unwrap();
+        assert_eq!(q.try_recv(), Ok(0));
+
+        let mut fut = Box::pin(q.recv());
+        assert!(poll_once(fut.as_mut()).is_pending());
+
+        let sender = {
+            let q = q.clone();
+            thread::spawn(move || {
+                q.send_blocking(7).unwrap();
+                q.send_blocking(8).unwrap();
+            })
+        };
+        let receiver = {
+            let q = q.clone();
+            thread::spawn(move || q.recv_blocking().unwrap())
+        };
+        drop(fut);
+        sender.join().unwrap();
+        let first = receiver.join().unwrap();
+
+        // The receiver took the oldest item; the other one is still queued.
+        assert_eq!(first, 7, "the cancelled recv lost the item, or FIFO broke");
+        assert_eq!(q.try_recv(), Ok(8));
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q4: back-pressure on a queue of one place: a blocking and an async sender race
+/// for it, and one receiver takes both items. Each item arrives exactly once; afterwards
+/// the queue is empty with its place free (the slot of each item came home), and that
+/// place takes exactly one more item.
+#[test]
+fn bounded_one_back_pressure() {
+    model("bounded_one_back_pressure", || {
+        let q = Arc::new(Queue::bounded(1));
+        let blocking = {
+            let q = q.clone();
+            thread::spawn(move || q.send_blocking(1).unwrap())
+        };
+        let asyncer = {
+            let q = q.clone();
+            thread::spawn(move || block_on(q.send(2)).unwrap())
+        };
+        let mut got: Vec<usize> = (0..2).map(|_| block_on(q.recv()).unwrap()).collect();
+        blocking.join().unwrap();
+        asyncer.join().unwrap();
+
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_quiet(&q);
+        q.try_send(3).unwrap();
+        assert!(q.is_full());
+        assert_eq!(q.try_send(4), Err(TrySendError::Full(4)));
+        assert_eq!(q.try_recv(), Ok(3));
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q5: close while a blocking and an async receiver wait (or are about to wait) on an
+/// empty queue: the close finds every slot home and closes `ready`, and both receivers get
+/// `RecvError` without hanging.
+#[test]
+fn close_wakes_waiting_receivers() {
+    model("close_wakes_waiting_receivers", || {
+        let q = Arc::new(Queue::<usize>::bounded(1));
+        let blocking = {
+            let q = q.clone();
+            thread::spawn(move || assert_eq!(q.recv_blocking(), Err(RecvError)))
+        };
+        let asyncer = {
+            let q = q.clone();
+            thread::spawn(move || assert_eq!(block_on(q.recv()), Err(RecvError)))
+        };
+        q.close();
+        blocking.join().unwrap();
+        asyncer.join().unwrap();
+
+        assert!(q.is_closed());
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q5b: close races a send while a receiver waits: the receiver gets the item or
+/// `RecvError`. The send succeeds exactly when the receiver gets the item: an item whose
+/// sender holds a slot (between its slot and its push, or pushed) keeps `ready` open, so
+/// the receiver is never told "drained" while it is on its way.
+#[test]
+fn close_vs_in_flight_send() {
+    model("close_vs_in_flight_send", || {
+        let q = Arc::new(Queue::bounded(1));
+        let sender = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let r = q.send_blocking(5);
+                sent_or_handed_back(&q, 5, r)
+            })
+        };
+        let receiver = {
+            let q = q.clone();
+            thread::spawn(move || q.recv_blocking())
+        };
+        q.close();
+        let sent = sender.join().unwrap();
+        let got = receiver.join().unwrap();
+
+        if sent {
+            assert_eq!(got, Ok(5), "RecvError while an Ok-sent item was on its way");
+        } else {
+            assert_eq!(got, Err(RecvError));
+        }
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q5c: the same race with an async receiver polled once first (queued on `ready`
+/// before anything happens), and the item's fate checked by a final `try_recv` too: an
+/// `Ok`-sent item is received exactly once, by the receiver.
+#[test]
+fn close_vs_in_flight_send_queued_receiver() {
+    model("close_vs_in_flight_send_queued_receiver", || {
+        let q = Arc::new(Queue::unbounded());
+        let mut fut = pin!(q.recv());
+        assert!(poll_once(fut.as_mut()).is_pending());
+
+        let sender = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let r = block_on(q.send(5));
+                sent_or_handed_back(&q, 5, r)
+            })
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        let got = block_on(fut.as_mut());
+        let sent = sender.join().unwrap();
+        closer.join().unwrap();
+
+        assert_eq!(got.is_ok(), sent, "sent {sent}, received {got:?}");
+        if sent {
+            assert_eq!(got, Ok(5));
+        }
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q6: a `send` future queued on a full queue of one place is granted the place by
+/// a receiver's take, the queue is closed, and then the future is dropped unpolled. Its
+/// item was never sent, so the queue is closed and drained and the receiver must get
+/// `RecvError`. The dropped future's release of the granted slot is the one that brings
+/// the last slot home: its report reaches the queue through `SemRef::released`, which
+/// closes `ready`. (Before that hook the report was thrown away and the receiver hung: loom
+/// found it as a deadlock.) The same holds for a dropped `reserve()` future.
+#[test]
+fn cancelled_granted_send_vs_close() {
+    model("cancelled_granted_send_vs_close", || {
+        let q = Arc::new(Queue::bounded(1));
+        q.try_send(0).unwrap();
+        let mut fut = Box::pin(q.send(1));
+        assert!(poll_once(fut.as_mut()).is_pending());
+
+        let receiver = {
+            let q = q.clone();
+            thread::spawn(move || {
+                assert_eq!(q.recv_blocking(), Ok(0));
+                // Item 1 is dropped with its future, never sent: closed and drained.
+                assert_eq!(q.recv_blocking(), Err(RecvError));
+            })
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        drop(fut);
+        receiver.join().unwrap();
+        closer.join().unwrap();
+
+        assert_quiet(&q);
+    });
+}

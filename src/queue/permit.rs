@@ -1,0 +1,121 @@
+//! `reserve`: a place in the queue held ahead of the item, the cancel-safe way to send from
+//! a `select!`. A [`SendPermit`] owns one `slots` permit; `send` spends it on an item (which
+//! neither fails nor waits), dropping it gives the place back.
+
+use core::fmt;
+use core::mem::ManuallyDrop;
+use std::time::{Duration, Instant};
+
+use super::{Queue, Slots};
+use crate::error::{AcquireTimeoutError, Closed, SendTimeoutError, TryAcquireError, TrySendError};
+use crate::semaphore::future::RawAcquire;
+
+/// One place reserved in a [`Queue`]: [`send`](Self::send) fills it without failing or
+/// waiting; dropping the permit gives the place back (and wakes a waiting sender).
+///
+/// A permit holds capacity, not a place in line: items enter in the order their `send` is
+/// called. An item sent through a permit after [`Queue::close`] is still delivered.
+#[must_use = "dropping a permit gives its place back at once"]
+pub struct SendPermit<'a, T> {
+    queue: &'a Queue<T>,
+}
+
+impl<'a, T> SendPermit<'a, T> {
+    /// Sends `item` into the reserved place.
+    #[inline]
+    pub fn send(self, item: T) {
+        let this = ManuallyDrop::new(self);
+        this.queue.publish(item);
+    }
+}
+
+impl<T> Drop for SendPermit<'_, T> {
+    fn drop(&mut self) {
+        self.queue.slot_report(self.queue.slots.release(1));
+    }
+}
+
+impl<T> fmt::Debug for SendPermit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendPermit").finish_non_exhaustive()
+    }
+}
+
+impl<T> Queue<T> {
+    /// Waits for a free place and holds it in a [`SendPermit`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future holds nothing: a place handed to it passes to the next sender.
+    ///
+    /// # Errors
+    /// [`Closed`] if the queue is or becomes closed first.
+    ///
+    /// # Examples
+    /// ```
+    /// use toro_sync::Queue;
+    /// # futures::executor::block_on(async {
+    /// let q = Queue::bounded(1);
+    /// let permit = q.reserve().await.unwrap();
+    /// assert!(q.is_full() && q.is_empty());
+    /// permit.send("item");
+    /// assert_eq!(q.try_recv(), Ok("item"));
+    /// # });
+    /// ```
+    pub async fn reserve(&self) -> Result<SendPermit<'_, T>, Closed> {
+        RawAcquire::new(Slots(self), 1).await?;
+        Ok(SendPermit { queue: self })
+    }
+
+    /// Holds a free place if there is one and no sender waits.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] or [`TrySendError::Closed`] (carrying `()`).
+    pub fn try_reserve(&self) -> Result<SendPermit<'_, T>, TrySendError<()>> {
+        match self.slots.try_acquire(1) {
+            Ok(()) => Ok(SendPermit { queue: self }),
+            Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(())),
+            Err(TryAcquireError::Closed) => Err(TrySendError::Closed(())),
+        }
+    }
+
+    /// Waits for a free place, parking the thread.
+    ///
+    /// # Errors
+    /// [`Closed`] if the queue is or becomes closed first.
+    pub fn reserve_blocking(&self) -> Result<SendPermit<'_, T>, Closed> {
+        self.reserve_until(None).map_err(|_| Closed)
+    }
+
+    /// [`reserve_blocking`](Self::reserve_blocking), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Closed`] (carrying `()`).
+    pub fn reserve_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<SendPermit<'_, T>, SendTimeoutError<()>> {
+        self.reserve_until(Instant::now().checked_add(timeout))
+    }
+
+    /// [`reserve_blocking`](Self::reserve_blocking), giving up at `deadline`.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`] or [`SendTimeoutError::Closed`] (carrying `()`).
+    pub fn reserve_deadline(
+        &self,
+        deadline: Instant,
+    ) -> Result<SendPermit<'_, T>, SendTimeoutError<()>> {
+        self.reserve_until(Some(deadline))
+    }
+
+    fn reserve_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<SendPermit<'_, T>, SendTimeoutError<()>> {
+        match self.slots.acquire_blocking(1, deadline) {
+            Ok(()) => Ok(SendPermit { queue: self }),
+            Err(AcquireTimeoutError::Timeout) => Err(SendTimeoutError::Timeout(())),
+            Err(AcquireTimeoutError::Closed) => Err(SendTimeoutError::Closed(())),
+        }
+    }
+}
