@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Print the semaphore benchmark results as a markdown table (and optionally an SVG chart).
+"""Print the semaphore and channel benchmark results as markdown tables (and optionally an SVG chart).
 
 Reads criterion's output, <target>/criterion/<group>/<function>/new/{estimates,benchmark}.json,
 where <target> is --target-dir, else $CARGO_TARGET_DIR, else the crate's target/. Each cell
 is the median time per iteration divided by the group's Throughput::Elements: ns per op.
+The peers of each table are the functions criterion wrote for its groups, toro-sync first.
+The channel table also has the two C6 memory rows from <target>/criterion/C6-memory.json,
+which benches/channel.rs writes.
 
     CARGO_TARGET_DIR=target/bench python3 benches/table.py [--svg chart.svg] [--no-meta]
 
@@ -28,9 +31,46 @@ ORDER = [
     "S3-2threads-4permits",
     "S3-2threads-1permit",
 ]
+C6_PEAK = "C6-memory peak (B/msg)"
+C6_KEPT = "C6-memory kept after drain (KiB)"
+CHANNEL_ORDER = [
+    "C1-spsc-bounded1024",
+    "C1-spsc-unbounded",
+    "C2-mpsc-4p-bounded1024",
+    "C3-mpmc-4x4-bounded1024",
+    "C4-spsc-bounded1",
+    "C5-threads-spsc-bounded1024",
+    "C5-threads-mpmc-4x4-bounded1024",
+    C6_PEAK,
+    C6_KEPT,
+]
 TORO, TOKIO, ASYNC_LOCK = "toro-sync", "tokio", "async-lock"
-PEERS = [TOKIO, ASYNC_LOCK]
+# Column order of the peers, where a table has them; others follow alphabetically.
+PEER_ORDER = [TOKIO, ASYNC_LOCK, "async-channel", "flume", "kanal", "crossbeam-channel", "std"]
 RING_PREFIX = "ring-"
+
+# Each table: its title, its groups (by name), their order, the peers that get a ratio
+# column of their own (when present), and the note under it.
+TABLES = [
+    {
+        "title": "Semaphore",
+        "match": lambda g: g.startswith("S"),
+        "order": ORDER,
+        "ratio_to": [TOKIO, ASYNC_LOCK],
+        "note": "Median ns per acquire+release (ring: per hand-off); "
+        "ratios below 1 mean toro-sync is faster.",
+    },
+    {
+        "title": "Channel",
+        "match": lambda g: g.startswith("C"),
+        "order": CHANNEL_ORDER,
+        "ratio_to": [TOKIO],
+        "note": "Median ns per message (C1-C5); ratios below 1 mean toro-sync is faster. "
+        "C6: {n} u64 pushed into an unbounded channel then drained, one child process per "
+        "peer: peak RSS growth per message (VmHWM minus VmRSS before the pushes) and RSS "
+        "still held after the drain with the channel alive.",
+    },
+]
 
 
 def load(criterion):
@@ -55,9 +95,32 @@ def load(criterion):
     return results
 
 
-def ordered_groups(results):
-    known = [g for g in ORDER if g in results]
-    return known + sorted(g for g in results if g not in ORDER)
+def load_c6(criterion):
+    """The C6 rows, {C6_PEAK: {peer: B/msg}, C6_KEPT: {peer: KiB}}, and the message count."""
+    path = criterion / "C6-memory.json"
+    try:
+        rows = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as e:
+        print(f"skipping {path}: {e}", file=sys.stderr)
+        return {}, None
+    peak = {r["peer"]: r["peak_bytes_per_msg"] for r in rows}
+    kept = {r["peer"]: r["kept_kib"] for r in rows}
+    n = rows[0]["messages"] if rows else None
+    return {C6_PEAK: peak, C6_KEPT: kept}, n
+
+
+def ordered_groups(results, order=ORDER):
+    known = [g for g in order if g in results]
+    return known + sorted(g for g in results if g not in order)
+
+
+def peers_of(results, groups):
+    """Every function in the groups but toro-sync and ring references, in PEER_ORDER."""
+    found = {f for g in groups for f in results[g] if f != TORO and not f.startswith(RING_PREFIX)}
+    known = [p for p in PEER_ORDER if p in found]
+    return known + sorted(found - set(known))
 
 
 def ring_of(fns):
@@ -115,14 +178,22 @@ def meta_lines():
     ]
 
 
-def table(results):
-    groups = ordered_groups(results)
+def table(results, spec=TABLES[0], c6_messages=None):
+    """One markdown table: the groups of `spec` found in `results`, or None if none are."""
+    results = {g: fns for g, fns in results.items() if spec["match"](g)}
+    if not results:
+        return None
+    groups = ordered_groups(results, spec["order"])
+    peer_names = peers_of(results, groups)
+    ratio_to = [p for p in spec["ratio_to"] if p in peer_names]
     has_ring = any(ring_of(results[g]) for g in groups)
-    head = ["workload", TORO, TOKIO, ASYNC_LOCK]
+    head = ["workload", TORO] + peer_names
     if has_ring:
         head.append("ring-64")
-    head += [f"toro / {TOKIO}", f"toro / {ASYNC_LOCK}", "toro / best peer"]
+    head += [f"toro / {p}" for p in ratio_to] + ["toro / best peer"]
     lines = [
+        f"### {spec['title']}",
+        "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
     ]
@@ -130,13 +201,13 @@ def table(results):
     for g in groups:
         fns = results[g]
         toro = fns.get(TORO)
-        peers = [fns.get(p) for p in PEERS]
+        peers = [fns.get(p) for p in peer_names]
         ring = ring_of(fns)
         row = [g, fmt_ns(toro)] + [fmt_ns(p) for p in peers]
         if has_ring:
             row.append(fmt_ns(fns.get(ring)) if ring else "—")
         best = min((p for p in peers if p is not None), default=None)
-        row += [fmt_ratio(ratio(toro, p)) for p in peers] + [fmt_ratio(ratio(toro, best))]
+        row += [fmt_ratio(ratio(toro, fns.get(p))) for p in ratio_to] + [fmt_ratio(ratio(toro, best))]
         lines.append("| " + " | ".join(row) + " |")
         if ring:
             r = fns[ring]
@@ -145,13 +216,14 @@ def table(results):
                 f"{TORO} / {ring} = {fmt_ratio(ratio(toro, r))}"
             )
     lines.append("")
-    lines.append("Median ns per acquire+release (ring: per hand-off); ratios below 1 mean toro-sync is faster.")
+    lines.append(spec["note"].format(n=f"{c6_messages:,}" if c6_messages else "N"))
     lines += notes
     return "\n".join(lines)
 
 
 def svg_chart(results, path):
     """Grouped bars: each function's time over tokio's in the same group (tokio = 1)."""
+    results = {g: fns for g, fns in results.items() if TABLES[0]["match"](g)}
     groups = [g for g in ordered_groups(results) if results[g].get(TOKIO)]
     series = [TORO, ASYNC_LOCK]
     if any(ring_of(results[g]) for g in groups):
@@ -242,7 +314,9 @@ def svg_chart(results, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target-dir", help="cargo target dir (default $CARGO_TARGET_DIR or target/)")
-    ap.add_argument("--svg", metavar="PATH", help="also write a bar chart of ratios to tokio")
+    ap.add_argument(
+        "--svg", metavar="PATH", help="also write a bar chart of the semaphore ratios to tokio"
+    )
     ap.add_argument("--no-meta", action="store_true", help="leave out machine, rustc, commit")
     args = ap.parse_args()
     target = Path(args.target_dir or os.environ.get("CARGO_TARGET_DIR") or CRATE / "target")
@@ -250,12 +324,15 @@ def main():
         target = Path.cwd() / target
     criterion = target / "criterion"
     results = load(criterion)
+    c6, c6_messages = load_c6(criterion)
+    results.update(c6)
     if not results:
         sys.exit(f"no criterion results under {criterion}")
     if not args.no_meta:
         print("\n".join(meta_lines()))
         print()
-    print(table(results))
+    tables = [t for spec in TABLES if (t := table(results, spec, c6_messages))]
+    print("\n\n".join(tables))
     if args.svg:
         svg_chart(results, args.svg)
         print(f"\nwrote {args.svg}", file=sys.stderr)
