@@ -20,7 +20,9 @@
 //! - **Release**: one `fetch_add` of the permits. If the previous word had `W` set, the
 //!   releaser then takes the lock and hands the free permits to the queue in order
 //!   ([`RawSemaphore::assign_locked`]); permits may sit in the word with `W` set only until
-//!   that releaser gets the lock, and a fast-path acquire never takes them meanwhile.
+//!   that releaser gets the lock, and a fast-path acquire never takes them meanwhile. A
+//!   releaser that already sees `W` in a plain load skips the word: it takes the lock and
+//!   hands its permits to the head directly ([`RawSemaphore::release_to_waiters`]).
 //! - **Acquire, slow path** (under the lock): if the list is empty, take what is free; if that
 //!   is not enough, set `W` in the same CAS and queue with the rest owed. If the list is not
 //!   empty, queue at the back. Only the head of the queue ever holds part of its permits.
@@ -172,6 +174,11 @@ impl RawSemaphore {
     /// learns this way that nothing is in flight any more. `None` while open.
     #[inline]
     pub(crate) fn release(&self, n: usize) -> Option<usize> {
+        // Relaxed: only picks the path. With `W` seen, the permits go straight to the
+        // waiters under the lock; a `W` set after this load is seen by the `fetch_add`.
+        if self.state.load(Relaxed) & WAITERS_BIT != 0 {
+            return self.release_to_waiters(n);
+        }
         // Release: publishes the holder's writes to whoever takes these permits next (a
         // fast-path CAS or `assign_locked`, both `Acquire`).
         let prev = self.state.fetch_add(encode(n), Release);
@@ -179,6 +186,62 @@ impl RawSemaphore {
             self.assign();
         }
         (prev & CLOSED_BIT != 0).then(|| permits(prev) + n)
+    }
+
+    /// A release while waiters are queued: under the lock, hands the permits to the head
+    /// of the queue directly, without passing them through the word (two read-modify-writes
+    /// of the contended state word fewer per hand-off). What is left over (the queue
+    /// emptied, the wake batch filled, or the semaphore is closed) goes through the word as
+    /// in [`Self::release`], and so does its report. Permits handed over directly are never
+    /// in the word, so no closed-count report ever counts them as home.
+    #[cold]
+    fn release_to_waiters(&self, n: usize) -> Option<usize> {
+        let mut left = n;
+        let mut wakes = WakeList::new();
+        let mut list = self.waiters.lock();
+        // Relaxed: `W` is exact under this lock; `C` may be set by a close racing us, and
+        // granting then is the release ordered before the close (its permits never reach
+        // the word, so no report counts them).
+        if self.state.load(Relaxed) & CLOSED_BIT == 0 {
+            while left > 0 && !wakes.is_full() {
+                let Some(head) = list.front() else { break };
+                // SAFETY: lock held (`list`), and the head is linked in it.
+                #[allow(unsafe_code)]
+                let need = unsafe { head.with_locked(|l| l.need) } as usize;
+                let give = need.min(left);
+                left -= give;
+                if give == need {
+                    // The node's `Release` store of `GRANTED` publishes the releaser's
+                    // writes to the waiter, as the word's `Release` would have.
+                    list.complete_front(GRANTED, &mut wakes);
+                } else {
+                    // SAFETY: as above.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        head.with_locked(|l| {
+                            l.need -= give as u32;
+                            l.held += give as u32;
+                        })
+                    };
+                }
+            }
+        }
+        let report = if left > 0 {
+            // Release: as in `release`.
+            let prev = self.state.fetch_add(encode(left), Release);
+            (prev & CLOSED_BIT != 0).then(|| permits(prev) + left)
+        } else {
+            None
+        };
+        // Serves on from the word if waiters remain, and clears `W` if the queue emptied.
+        while self.assign_locked(&mut list, &mut wakes) {
+            drop(list);
+            wakes.wake_all();
+            list = self.waiters.lock();
+        }
+        drop(list);
+        wakes.wake_all();
+        report
     }
 
     /// Closes: later acquires fail, and every queued waiter wakes with `Closed` (none is
