@@ -97,3 +97,8 @@ pub mod __loom {
     pub use crate::deadline::race;
     pub use crate::segqueue::SegQueue;
 }
+
+/// README.md's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
