@@ -210,20 +210,9 @@ impl RawSemaphore {
                 let need = unsafe { head.with_locked(|l| l.need) } as usize;
                 let give = need.min(left);
                 left -= give;
-                if give == need {
-                    // The node's `Release` store of `GRANTED` publishes the releaser's
-                    // writes to the waiter, as the word's `Release` would have.
-                    list.complete_front(GRANTED, &mut wakes);
-                } else {
-                    // SAFETY: as above.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        head.with_locked(|l| {
-                            l.need -= give as u32;
-                            l.held += give as u32;
-                        })
-                    };
-                }
+                // The node's `Release` store of `GRANTED` publishes the releaser's writes to
+                // the waiter, as the word's `Release` would have.
+                list.give_front(give as u32, &mut wakes);
             }
         }
         let report = if left > 0 {
@@ -234,13 +223,7 @@ impl RawSemaphore {
             None
         };
         // Serves on from the word if waiters remain, and clears `W` if the queue emptied.
-        while self.assign_locked(&mut list, &mut wakes) {
-            drop(list);
-            wakes.wake_all();
-            list = self.waiters.lock();
-        }
-        drop(list);
-        wakes.wake_all();
+        self.assign_all(list, &mut wakes);
         report
     }
 
@@ -284,8 +267,13 @@ impl RawSemaphore {
     #[cold]
     fn assign(&self) {
         let mut wakes = WakeList::new();
-        let mut list = self.waiters.lock();
-        while self.assign_locked(&mut list, &mut wakes) {
+        self.assign_all(self.waiters.lock(), &mut wakes);
+    }
+
+    /// Runs [`Self::assign_locked`] until it is done, dropping the lock to fire each full
+    /// batch of wakes; ends with the lock dropped and every wake fired.
+    fn assign_all<'a>(&'a self, mut list: MutexGuard<'a, WaitList>, wakes: &mut WakeList) {
+        while self.assign_locked(&mut list, wakes) {
             drop(list);
             wakes.wake_all();
             list = self.waiters.lock();
@@ -337,17 +325,7 @@ impl RawSemaphore {
                     continue;
                 }
             }
-            if take == need {
-                list.complete_front(GRANTED, wakes);
-            } else {
-                // SAFETY: as above.
-                #[allow(unsafe_code)]
-                unsafe {
-                    head.with_locked(|l| {
-                        l.need -= take as u32;
-                        l.held += take as u32;
-                    })
-                };
+            if !list.give_front(take as u32, wakes) {
                 return false;
             }
         }
@@ -428,12 +406,7 @@ impl RawSemaphore {
             let prev = self.state.fetch_add(encode(held as usize), Release);
             report = (prev & CLOSED_BIT != 0).then(|| permits(prev) + held as usize);
         }
-        while self.assign_locked(&mut list, &mut wakes) {
-            drop(list);
-            wakes.wake_all();
-            list = self.waiters.lock();
-        }
-        drop(list);
+        self.assign_all(list, &mut wakes);
         drop(notify); // a `Waker` drop may run user code: outside the lock
         (WAITING, report)
     }

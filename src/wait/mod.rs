@@ -255,6 +255,26 @@ impl WaitList {
         }
     }
 
+    /// Hands `give` permits (at most its `need`) to the first waiter: completes it as
+    /// `GRANTED` when they cover its need (returns `true`), else adds them to what it holds
+    /// (returns `false`).
+    pub(crate) fn give_front(&mut self, give: u32, wakes: &mut WakeList) -> bool {
+        let Some(head) = self.head else { return false };
+        // SAFETY: the head is linked in this list, which we hold locked (`&mut self`).
+        let covered = unsafe {
+            head.as_ref().with_locked(|l| {
+                debug_assert!(give <= l.need);
+                l.need -= give;
+                l.held += give;
+                l.need == 0
+            })
+        };
+        if covered {
+            self.complete_front(GRANTED, wakes);
+        }
+        covered
+    }
+
     /// Publishes `state` to an unlinked node and takes its `Notify`.
     ///
     /// # Safety
