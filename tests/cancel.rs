@@ -11,38 +11,16 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use futures::task::noop_waker_ref;
 use toro_sync::{AcquireTimeoutError, BoundedSemaphore, Semaphore, Timeout, WaitExt};
 
-const SETTLE: Duration = Duration::from_millis(200);
-const HANG: Duration = Duration::from_secs(20);
-const LONG: Duration = Duration::from_secs(60);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
-}
-
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx
-}
-
-fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(HANG).expect("a waiter never finished")
-}
+mod common;
+use common::*;
 
 /// The cancellation states, for one kind of wait future. `$make(&sem)` builds the future
 /// under test, which needs `$n` permits; the semaphore has exactly `$n`. The "next" waiter

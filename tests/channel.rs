@@ -10,102 +10,22 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Barrier};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 use futures::stream::StreamExt;
-use futures::task::{noop_waker_ref, ArcWake};
+use futures::task::noop_waker_ref;
 use toro_sync::channel::{self, OwnedSendPermit, Receiver, Sender, WeakSender};
 use toro_sync::{
     Closed, RecvError, RecvTimeoutError, SendError, SendPermit, SendTimeoutError, TryRecvError,
     TrySendError,
 };
 
-/// Time a freshly spawned thread gets to reach its wait and queue.
-const SETTLE: Duration = Duration::from_millis(200);
-/// A wait longer than this is a hang: the test fails instead of blocking forever.
-const HANG: Duration = Duration::from_secs(20);
-/// A deadline that never passes during a test.
-const LONG: Duration = Duration::from_secs(60);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn past() -> Instant {
-    let now = Instant::now();
-    now.checked_sub(ms(10)).unwrap_or(now)
-}
-
-/// Polls `f` once with a waker that does nothing.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
-}
-
-/// The value of a poll that must be ready.
-fn ready<T>(p: Poll<T>) -> T {
-    match p {
-        Poll::Ready(t) => t,
-        Poll::Pending => panic!("the future is still pending"),
-    }
-}
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct CountWake(AtomicUsize);
-
-impl ArcWake for CountWake {
-    fn wake_by_ref(arc: &Arc<Self>) {
-        arc.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<CountWake>, Waker) {
-    let count = Arc::new(CountWake::default());
-    (count.clone(), futures::task::waker(count))
-}
-
-/// Runs `f` on a new thread and returns its result through a channel.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx
-}
-
-fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(HANG).expect("a waiter never finished")
-}
-
-/// Runs the wait `f` on its own thread, checks it is still waiting after `SETTLE`, runs
-/// `release`, and returns what the wait returned.
-fn blocks_until<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-    release: impl FnOnce(),
-) -> T {
-    let rx = spawn(f);
-    thread::sleep(SETTLE);
-    assert!(
-        rx.try_recv().is_err(),
-        "the wait finished before anything freed it"
-    );
-    release();
-    recv(&rx)
-}
-
-fn multi_thread_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(3)
-        .enable_time()
-        .build()
-        .unwrap()
-}
+mod common;
+use common::*;
 
 /// An item that counts its drops.
 struct Item(Arc<AtomicUsize>);
@@ -270,7 +190,7 @@ fn mpmc_across_tokio_tasks() {
     const SENDERS: usize = 4;
     const RECEIVERS: usize = 3;
     const PER: usize = 500;
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(3);
     let (tx, rx) = channel::bounded::<usize>(2);
     let mut total = rt.block_on(async move {
         let mut senders = Vec::new();
@@ -310,7 +230,7 @@ fn mpmc_across_tokio_tasks() {
 
 #[test]
 fn threads_and_tasks_share_one_channel() {
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(3);
     let (tx, rx) = channel::bounded::<usize>(1);
     let thread_sender = {
         let tx = tx.clone();
@@ -622,7 +542,7 @@ fn reserve_owned_on_a_closed_channel_fails_and_drops_the_sender() {
 fn reserve_owned_waits_then_the_permit_moves_to_another_thread() {
     let (tx, rx) = channel::bounded(1);
     tx.try_send(1).unwrap();
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(3);
     let rx2 = rx.clone();
     let p = rt.block_on(async move {
         let taker = tokio::spawn(async move {
@@ -773,7 +693,7 @@ fn stream_waits_while_a_permit_is_out_after_close() {
 
 #[test]
 fn streams_of_several_receivers_on_tokio_share_the_items() {
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(3);
     let (tx, rx) = channel::bounded::<usize>(3);
     let mut all = rt.block_on(async move {
         let consumers: Vec<_> = (0..3)

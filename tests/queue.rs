@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
@@ -17,18 +17,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use futures::task::{noop_waker_ref, ArcWake};
 use toro_sync::{
     Queue, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Timeout, TryRecvError,
     TrySendError, WaitExt,
 };
 
-/// Time a freshly spawned thread gets to reach its wait and queue.
-const SETTLE: Duration = Duration::from_millis(200);
-/// A wait longer than this is a hang: the test fails instead of blocking forever.
-const HANG: Duration = Duration::from_secs(20);
-/// A deadline that never passes during a test.
-const LONG: Duration = Duration::from_secs(60);
+mod common;
+use common::*;
+
 /// Items for the long FIFO runs: many segments of 63 (fewer under Miri).
 const N: usize = if cfg!(miri) { 300 } else { 10_000 };
 /// Slots per segment of the lock-free core (a test only uses it to pick counts).
@@ -36,67 +32,8 @@ const SEGMENT: usize = 63;
 // The long runs cross many segment boundaries, under Miri too.
 const _: () = assert!(N > 4 * SEGMENT);
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn past() -> Instant {
-    let now = Instant::now();
-    now.checked_sub(ms(10)).unwrap_or(now)
-}
-
-/// Polls `f` once with a waker that does nothing.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
-}
-
-/// A waker that counts its wakes.
-struct CountWake(AtomicUsize);
-
-impl ArcWake for CountWake {
-    fn wake_by_ref(arc: &Arc<Self>) {
-        arc.0.fetch_add(1, SeqCst);
-    }
-}
-
-/// Runs `f` on a new thread and returns its result through a channel.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx
-}
-
-/// The result of a thread or task from [`spawn`] or [`spawn_task`]; fails on a hang.
-fn finished<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(HANG)
-        .expect("a waiter never finished (or panicked)")
-}
-
-/// Runs the wait `f` on its own thread, checks it is still waiting after `SETTLE`, runs
-/// `release`, and returns what the wait returned.
-fn blocks_until<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-    release: impl FnOnce(),
-) -> T {
-    let rx = spawn(f);
-    thread::sleep(SETTLE);
-    assert!(rx.try_recv().is_err(), "the wait finished too early");
-    release();
-    finished(&rx)
-}
-
-fn multi_thread_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
 /// Spawns `f` on `rt` and returns its output through a channel (so a hang fails in
-/// [`finished`] instead of blocking the test).
+/// [`recv`] instead of blocking the test).
 fn spawn_task<T: Send + 'static>(
     rt: &tokio::runtime::Runtime,
     f: impl Future<Output = T> + Send + 'static,
@@ -144,28 +81,6 @@ struct Item {
 impl Drop for Item {
     fn drop(&mut self) {
         self.drops.fetch_add(1, SeqCst);
-    }
-}
-
-/// A tiny xorshift64 generator: reproducible per seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x % n
-    }
-
-    fn micros(&mut self, max: u64) -> Duration {
-        Duration::from_micros(self.below(max))
     }
 }
 
@@ -252,7 +167,7 @@ fn capacity_one() {
         assert_eq!(q.recv_timeout(HANG), Ok(i));
         assert!(q.len() <= 1);
     }
-    finished(&producer);
+    recv(&producer);
 }
 
 #[test]
@@ -339,12 +254,12 @@ fn fifo_single_producer_thread_to_consumer_thread() {
     }
     assert_eq!(next, N);
     assert_eq!(q.recv_timeout(HANG), Err(RecvTimeoutError::Closed));
-    finished(&producer);
+    recv(&producer);
 }
 
 #[test]
 fn fifo_single_producer_task_to_consumer_task() {
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(2);
     let q = Arc::new(Queue::bounded(10));
     let p = q.clone();
     let producer = spawn_task(&rt, async move {
@@ -362,8 +277,8 @@ fn fifo_single_producer_task_to_consumer_task() {
         }
         next
     });
-    finished(&producer);
-    assert_eq!(finished(&consumer), N);
+    recv(&producer);
+    assert_eq!(recv(&consumer), N);
 }
 
 /// `try_send` and `try_recv` against a `VecDeque` model, random steps (as the fuzz target).
@@ -417,7 +332,7 @@ enum Side {
 /// see each producer's ids in increasing order.
 fn mpmc(q: Queue<usize>, producers: &[Side], consumers: &[Side], per: usize) {
     let q = Arc::new(q);
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(2);
     let sent: Vec<_> = producers
         .iter()
         .enumerate()
@@ -461,12 +376,12 @@ fn mpmc(q: Queue<usize>, producers: &[Side], consumers: &[Side], per: usize) {
         })
         .collect();
     for rx in &sent {
-        finished(rx);
+        recv(rx);
     }
     q.close();
     let mut all = Vec::new();
     for (c, rx) in got.iter().enumerate() {
-        let got = finished(rx);
+        let got = recv(rx);
         let mut last = vec![None; producers.len()];
         for &id in &got {
             let p = id / per;
@@ -546,7 +461,7 @@ fn tasks_and_threads_on_both_sides() {
 fn tasks_and_threads_wait_side_by_side_on_one_full_queue() {
     // One task and one thread wait to send, one of each waits to receive later.
     let q = Arc::new(Queue::bounded(1));
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(2);
     q.try_send(0).unwrap();
     let t = q.clone();
     let task = spawn_task(&rt, async move { t.send(1).await });
@@ -559,8 +474,8 @@ fn tasks_and_threads_wait_side_by_side_on_one_full_queue() {
     assert_eq!(q.recv_timeout(HANG), Ok(0));
     assert_eq!(q.recv_timeout(HANG), Ok(1));
     assert_eq!(q.recv_timeout(HANG), Ok(2));
-    assert_eq!(finished(&task), Ok(()));
-    assert_eq!(finished(&thread), Ok(()));
+    assert_eq!(recv(&task), Ok(()));
+    assert_eq!(recv(&thread), Ok(()));
     // Now both wait to receive: the thread first, then the task.
     let t = q.clone();
     let thread = spawn(move || t.recv_blocking());
@@ -569,9 +484,9 @@ fn tasks_and_threads_wait_side_by_side_on_one_full_queue() {
     let task = spawn_task(&rt, async move { t.recv().await });
     thread::sleep(SETTLE);
     q.try_send(3).unwrap();
-    assert_eq!(finished(&thread), Ok(3));
+    assert_eq!(recv(&thread), Ok(3));
     q.try_send(4).unwrap();
-    assert_eq!(finished(&task), Ok(4));
+    assert_eq!(recv(&task), Ok(4));
     assert!(q.is_empty());
 }
 
@@ -746,7 +661,7 @@ fn zero_sized_items() {
     while let Ok(()) = q.recv_timeout(HANG) {
         got += 1;
     }
-    finished(&producer);
+    recv(&producer);
     assert_eq!(got, N / 10 + 1);
 
     let q = Queue::bounded(SEGMENT * 3);
@@ -825,7 +740,7 @@ fn every_send_form_waits_while_full_then_succeeds() {
         got.push(q.recv_timeout(HANG).unwrap());
     }
     for rx in &forms {
-        assert_eq!(finished(rx), Ok(()));
+        assert_eq!(recv(rx), Ok(()));
     }
     assert_eq!(got[0], 0);
     got.sort_unstable();
@@ -871,7 +786,7 @@ fn every_recv_form_waits_while_empty_then_succeeds() {
     for i in 1..=5 {
         q.try_send(i).unwrap();
     }
-    let mut got: Vec<usize> = forms.iter().map(|rx| finished(rx).unwrap()).collect();
+    let mut got: Vec<usize> = forms.iter().map(|rx| recv(rx).unwrap()).collect();
     got.sort_unstable();
     assert_eq!(got, [1, 2, 3, 4, 5]);
     assert!(q.is_empty());
@@ -954,7 +869,7 @@ fn waiting_blocking_senders_are_served_in_fifo_order() {
         assert_eq!(q.recv_timeout(HANG), Ok(i));
     }
     for rx in &senders {
-        assert_eq!(finished(rx), Ok(()));
+        assert_eq!(recv(rx), Ok(()));
     }
 }
 
@@ -1018,9 +933,9 @@ fn wait_then_time_out_then_others_are_served() {
     thread::sleep(SETTLE / 4);
     let t = q.clone();
     let patient = spawn(move || t.send_blocking(2));
-    assert_eq!(finished(&timed), Err(SendTimeoutError::Timeout(1)));
+    assert_eq!(recv(&timed), Err(SendTimeoutError::Timeout(1)));
     assert_eq!(q.recv_timeout(HANG), Ok(0));
-    assert_eq!(finished(&patient), Ok(()));
+    assert_eq!(recv(&patient), Ok(()));
     assert_eq!(q.try_recv(), Ok(2));
     // A blocking receiver times out while a patient one waits behind it.
     let t = q.clone();
@@ -1028,9 +943,9 @@ fn wait_then_time_out_then_others_are_served() {
     thread::sleep(SETTLE / 4);
     let t = q.clone();
     let patient = spawn(move || t.recv_blocking());
-    assert_eq!(finished(&timed), Err(RecvTimeoutError::Timeout));
+    assert_eq!(recv(&timed), Err(RecvTimeoutError::Timeout));
     q.try_send(3).unwrap();
-    assert_eq!(finished(&patient), Ok(3));
+    assert_eq!(recv(&patient), Ok(3));
     assert!(q.is_empty());
 }
 
@@ -1144,7 +1059,7 @@ fn close_fails_waiting_senders_with_their_item() {
         other => panic!("send with a deadline ended with {other:?}"),
     }
     for (rx, id) in threads.iter().zip(3..) {
-        assert_eq!(finished(rx), id);
+        assert_eq!(recv(rx), id);
     }
     // Every item came back and was dropped once; the one inside is still there.
     assert_eq!(drops.get(), 5);
@@ -1199,7 +1114,7 @@ fn close_of_an_empty_queue_wakes_waiting_receivers() {
     let mut r2 = Box::pin(q.recv().timeout(LONG));
     assert!(r1.as_mut().poll(&mut cx).is_pending());
     assert!(r2.as_mut().poll(&mut cx).is_pending());
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(2);
     let t = q.clone();
     let task = spawn_task(&rt, async move { t.recv().await });
     let threads = [
@@ -1225,9 +1140,9 @@ fn close_of_an_empty_queue_wakes_waiting_receivers() {
     assert_eq!(count.0.load(SeqCst), 2, "both receivers are woken");
     assert_eq!(r1.as_mut().poll(&mut cx), Poll::Ready(Err(RecvError)));
     assert_eq!(r2.as_mut().poll(&mut cx), Poll::Ready(Ok(Err(RecvError))));
-    assert_eq!(finished(&task), Err(RecvError));
+    assert_eq!(recv(&task), Err(RecvError));
     for rx in &threads {
-        assert_eq!(finished(rx), Err(RecvTimeoutError::Closed));
+        assert_eq!(recv(rx), Err(RecvTimeoutError::Closed));
     }
 }
 
@@ -1369,8 +1284,8 @@ fn close_racing_sends_and_recvs_from_threads_loses_nothing() {
             .collect();
         thread::sleep(rng.micros(3000));
         q.close();
-        let mut sent: Vec<usize> = producers.iter().flat_map(finished).collect();
-        let mut got: Vec<usize> = consumers.iter().flat_map(finished).collect();
+        let mut sent: Vec<usize> = producers.iter().flat_map(recv).collect();
+        let mut got: Vec<usize> = consumers.iter().flat_map(recv).collect();
         sent.sort_unstable();
         got.sort_unstable();
         assert_eq!(sent.len(), got.len(), "round {round}: lost or doubled");
@@ -1382,7 +1297,7 @@ fn close_racing_sends_and_recvs_from_threads_loses_nothing() {
 #[test]
 fn close_racing_tasks_loses_nothing() {
     const ROUNDS: u64 = if cfg!(miri) { 2 } else { 30 };
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(2);
     for round in 0..ROUNDS {
         let mut rng = Rng::new(1000 + round);
         let q = Arc::new(Queue::bounded(1 + rng.below(3) as usize));
@@ -1431,8 +1346,8 @@ fn close_racing_tasks_loses_nothing() {
             .collect();
         thread::sleep(rng.micros(3000));
         q.close();
-        let mut sent: Vec<usize> = producers.iter().flat_map(finished).collect();
-        let mut got: Vec<usize> = consumers.iter().flat_map(finished).collect();
+        let mut sent: Vec<usize> = producers.iter().flat_map(recv).collect();
+        let mut got: Vec<usize> = consumers.iter().flat_map(recv).collect();
         sent.sort_unstable();
         got.sort_unstable();
         assert_eq!(sent.len(), got.len(), "round {round}: lost or doubled");
@@ -1499,7 +1414,7 @@ fn recv_granted_then_dropped_passes_the_item_to_a_thread() {
         "the thread overtook the first receiver"
     );
     drop(r);
-    assert_eq!(finished(&thread), Ok(7));
+    assert_eq!(recv(&thread), Ok(7));
     assert!(q.is_empty());
 }
 
@@ -1598,7 +1513,7 @@ fn send_granted_then_dropped_passes_the_place_to_a_thread() {
         "the thread overtook the first sender"
     );
     drop(s);
-    assert_eq!(finished(&thread), Ok(()));
+    assert_eq!(recv(&thread), Ok(()));
     assert_eq!(q.try_recv(), Ok(2));
     assert!(q.is_empty());
 }
@@ -1706,7 +1621,7 @@ fn tokio_timeout_and_select_cancel_recv_and_send() {
 
 #[test]
 fn select_over_two_queues_loses_nothing() {
-    let rt = multi_thread_rt();
+    let rt = multi_thread_rt(2);
     let (a, b) = (Arc::new(Queue::bounded(2)), Arc::new(Queue::bounded(2)));
     let per = N / 4;
     let feed = |q: &Arc<Queue<usize>>, base: usize| {
@@ -1738,9 +1653,9 @@ fn select_over_two_queues_loses_nothing() {
         }
         got
     });
-    finished(&fa);
-    finished(&fb);
-    let got = finished(&got);
+    recv(&fa);
+    recv(&fb);
+    let got = recv(&got);
     let (from_a, from_b): (Vec<usize>, Vec<usize>) = got.into_iter().partition(|&x| x < per);
     assert!(
         from_a.iter().copied().eq(0..per),

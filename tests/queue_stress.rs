@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread;
@@ -22,58 +22,8 @@ use toro_sync::{
     TrySendError, WaitExt,
 };
 
-/// A tiny xorshift64 generator: reproducible per seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn micros(&mut self, max: u64) -> Duration {
-        Duration::from_micros(self.below(max))
-    }
-}
-
-/// Aborts the process if the returned guard is not dropped within `limit`.
-struct Watchdog(Arc<AtomicBool>);
-
-impl Watchdog {
-    fn new(name: &'static str, limit: Duration) -> Self {
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        thread::spawn(move || {
-            let start = Instant::now();
-            while !d.load(SeqCst) {
-                if start.elapsed() > limit {
-                    eprintln!("stress test `{name}` hung for {limit:?}: aborting");
-                    std::process::abort();
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Self(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, SeqCst);
-    }
-}
+mod common;
+use common::{Rng, Watchdog};
 
 /// An item with a unique id that counts its drop.
 struct Item {

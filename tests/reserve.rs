@@ -12,101 +12,22 @@
 //! there; no test asserts how fast anything is.
 
 use std::future::Future;
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Waker};
+use std::pin::pin;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::task::Context;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use futures::task::{noop_waker_ref, ArcWake};
 use toro_sync::channel::{self, Receiver, Sender};
 use toro_sync::{
     Closed, Queue, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Timeout, TryRecvError,
     TrySendError, WaitExt,
 };
 
-/// Time a freshly spawned thread gets to reach its wait and queue.
-const SETTLE: Duration = Duration::from_millis(200);
-/// A wait longer than this is a hang: the test fails instead of blocking forever.
-const HANG: Duration = Duration::from_secs(20);
-/// A deadline that never passes during a test.
-const LONG: Duration = Duration::from_secs(60);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn past() -> Instant {
-    let now = Instant::now();
-    now.checked_sub(ms(10)).unwrap_or(now)
-}
-
-/// Polls `f` once with a waker that does nothing.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
-}
-
-/// The value of a poll that must be ready.
-fn ready<T>(p: Poll<T>) -> T {
-    match p {
-        Poll::Ready(t) => t,
-        Poll::Pending => panic!("the future is still pending"),
-    }
-}
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct CountWake(AtomicUsize);
-
-impl ArcWake for CountWake {
-    fn wake_by_ref(arc: &Arc<Self>) {
-        arc.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<CountWake>, Waker) {
-    let count = Arc::new(CountWake::default());
-    (count.clone(), futures::task::waker(count))
-}
-
-/// Runs `f` on a new thread and returns its result through a channel.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx
-}
-
-fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(HANG).expect("a waiter never finished")
-}
-
-/// Runs the wait `f` on its own thread, checks it is still waiting after `SETTLE`, runs
-/// `release`, and returns what the wait returned.
-fn blocks_until<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-    release: impl FnOnce(),
-) -> T {
-    let rx = spawn(f);
-    thread::sleep(SETTLE);
-    assert!(
-        rx.try_recv().is_err(),
-        "the wait finished before anything freed it"
-    );
-    release();
-    recv(&rx)
-}
-
-fn multi_thread_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap()
-}
+mod common;
+use common::*;
 
 /// The reserve tests, for one kind of queue. `$setup` defines `Tx<T>`, `Rx<T>` and the
 /// constructors `bounded(cap)` and `unbounded()` returning `(Tx<T>, Rx<T>)`; both halves
@@ -152,7 +73,7 @@ macro_rules! reserve_tests {
             fn reserve_async_on_tokio_waits_for_a_receiver() {
                 let (tx, rx) = bounded::<i32>(1);
                 tx.try_send(1).unwrap();
-                let rt = multi_thread_rt();
+                let rt = multi_thread_rt(2);
                 let rx2 = rx.clone();
                 rt.block_on(async move {
                     let taker = tokio::spawn(async move {
@@ -744,7 +665,7 @@ macro_rules! reserve_tests {
             fn close_while_a_reserve_waits_on_tokio() {
                 let (tx, rx) = bounded::<i32>(1);
                 tx.try_send(1).unwrap();
-                let rt = multi_thread_rt();
+                let rt = multi_thread_rt(2);
                 let tx2 = tx.clone();
                 let r = rt.block_on(async move {
                     let waiter = tokio::spawn(async move { tx2.reserve().await.map(drop) });
@@ -776,7 +697,7 @@ macro_rules! reserve_tests {
                 const PRODUCERS: usize = 4;
                 const PER: usize = 300;
                 let (tx, rx) = bounded::<(usize, usize)>(3);
-                let rt = multi_thread_rt();
+                let rt = multi_thread_rt(2);
                 let mut tasks = Vec::new();
                 for p in 0..PRODUCERS / 2 {
                     let tx = tx.clone();

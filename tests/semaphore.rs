@@ -8,7 +8,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,70 +16,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use futures::task::{noop_waker_ref, ArcWake};
 use toro_sync::{
     AcquireTimeoutError, BoundedSemaphore, Closed, OwnedSemaphorePermit, Semaphore,
     SemaphorePermit, Timeout, TooManyReleases, TryAcquireError, WaitExt,
 };
 
-/// Time a freshly spawned thread gets to reach its wait and queue.
-const SETTLE: Duration = Duration::from_millis(200);
-/// A wait longer than this is a hang: the test fails instead of blocking forever.
-const HANG: Duration = Duration::from_secs(20);
-/// A deadline that never passes during a test.
-const LONG: Duration = Duration::from_secs(60);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn past() -> Instant {
-    let now = Instant::now();
-    now.checked_sub(ms(10)).unwrap_or(now)
-}
-
-/// Polls `f` once with a waker that does nothing.
-fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
-}
-
-/// A waker that counts its wakes.
-struct CountWake(AtomicUsize);
-
-impl ArcWake for CountWake {
-    fn wake_by_ref(arc: &Arc<Self>) {
-        arc.0.fetch_add(1, SeqCst);
-    }
-}
-
-/// Runs `f` on a new thread and returns its result through a channel.
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx
-}
-
-fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(HANG).expect("a waiter never finished")
-}
-
-/// Runs the wait `f` on its own thread, checks it is still waiting after `SETTLE`, runs
-/// `release`, and returns what the wait returned.
-fn blocks_until<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-    release: impl FnOnce(),
-) -> T {
-    let rx = spawn(f);
-    thread::sleep(SETTLE);
-    assert!(
-        rx.try_recv().is_err(),
-        "the wait finished before any permit was free"
-    );
-    release();
-    recv(&rx)
-}
+mod common;
+use common::*;
 
 /// Wraps a future so that `flag` is set once it has been polled (so it has queued).
 async fn flag_polled<F: Future>(flag: Arc<AtomicBool>, f: F) -> F::Output {
