@@ -17,7 +17,7 @@
 //! - `C3-mpmc-4x4-bounded1024`: 4 producers each send [`C3_PER`] items; 4 consumers each
 //!   take a quarter. tokio's mpsc has one receiver, so it is not in this group.
 //! - `C4-spsc-bounded1`: as C1 with capacity 1 ([`C4_N`] items): a hand-off per message.
-//!   (toro-sync's `bounded(0)` rendezvous is not built yet.)
+//!   (Rendezvous, `bounded(0)`, is not a workload of the issue; tokio has none.)
 //! - `C5-threads-spsc-bounded1024`, `C5-threads-mpmc-4x4-bounded1024`: as C1 and C3 with OS
 //!   threads and blocking calls ([`C5_SPSC_N`] items; 4x4 with [`C5_MPMC_PER`] each), released
 //!   together by a barrier. std's `sync_channel` has one receiver: SPSC only. tokio has no

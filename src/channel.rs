@@ -37,7 +37,7 @@ use crate::error::{
     Closed, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::loom::{Arc, AtomicUsize, Ordering::*};
-use crate::queue::{Queue, SendPermit};
+use crate::queue::{Queue, SendPermit, Ticket};
 use crate::semaphore::future::{RawAcquire, SemRef};
 use crate::semaphore::raw::RawSemaphore;
 
@@ -62,7 +62,11 @@ fn pair<T>(queue: Queue<T>) -> (Sender<T>, Receiver<T>) {
     });
     (
         Sender { chan: chan.clone() },
-        Receiver { chan, stream: None },
+        Receiver {
+            chan,
+            stream: None,
+            offered: None,
+        },
     )
 }
 
@@ -94,6 +98,8 @@ pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
     /// The wait of `poll_next`, kept between polls (allocated once, reused).
     stream: Option<Pin<Box<RawAcquire<Ready<T>>>>>,
+    /// Rendezvous only: how the stream wait was covered, until a take spends it.
+    offered: Option<Ticket>,
 }
 
 /// A sender that does not keep the channel open; [`upgrade`](Self::upgrade) it to send.
@@ -401,14 +407,19 @@ impl<T> Clone for Receiver<T> {
         Self {
             chan: self.chan.clone(),
             stream: None,
+            offered: None,
         }
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // A pending stream wait leaves the line first (a grant passes on), then the count.
+        // A pending stream wait leaves the line first (a grant passes on), then its offer
+        // (rendezvous), then the count.
         self.stream = None;
+        if let Some(ticket) = self.offered.take() {
+            self.chan.queue.leave(ticket);
+        }
         drop_handle(&self.chan, &self.chan.receivers);
     }
 }
@@ -427,6 +438,11 @@ impl<T> Receiver<T> {
     /// One step of the stream: a wait on `ready`, kept in its box between polls.
     #[cfg_attr(not(feature = "stream"), allow(dead_code))]
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let starting = !matches!(&self.stream, Some(wait) if !wait.is_finished());
+        if starting && self.chan.queue.is_rendezvous() {
+            // Every rendezvous receive lends a place first (see `Queue`'s module docs).
+            self.offered = Some(self.chan.queue.offer());
+        }
         let wait = match &mut self.stream {
             Some(wait) if !wait.is_finished() => wait,
             Some(wait) => {
@@ -438,7 +454,12 @@ impl<T> Receiver<T> {
                 .stream
                 .insert(Box::pin(RawAcquire::new(Ready(self.chan.clone()), 1))),
         };
-        match wait.as_mut().poll(cx) {
+        let poll = wait.as_mut().poll(cx);
+        if poll.is_ready() {
+            // Spent by the take below, or moot: a closed queue takes no offer back.
+            self.offered = None;
+        }
+        match poll {
             Poll::Ready(Ok(_)) => Poll::Ready(Some(self.chan.queue.take())),
             Poll::Ready(Err(Closed)) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,

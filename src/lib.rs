@@ -5,9 +5,9 @@
 //! out), cancel-safe, with a deadline on every wait and a non-waiting twin of every wait.
 //!
 //! This release has the foundation, [`Semaphore`] and [`BoundedSemaphore`] with the error
-//! types and [`WaitExt`] for async deadlines, and the FIFO [`Queue`] with its
-//! [`channel`]s. Locks, conditions, events, the rendezvous queue (`bounded(0)`) and the
-//! priority, LIFO and joinable queues are layered on the same engine next.
+//! types and [`WaitExt`] for async deadlines, and the FIFO [`Queue`] (bounded, unbounded,
+//! and the `bounded(0)` rendezvous) with its [`channel`]s. Locks, conditions, events and
+//! the priority, LIFO and joinable queues are layered on the same engine next.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -88,12 +88,6 @@ impl Drop for Item {
 
 #[test]
 #[should_panic]
-fn bounded_zero_panics() {
-    let _ = Queue::<u8>::bounded(0);
-}
-
-#[test]
-#[should_panic]
 fn bounded_above_max_permits_panics() {
     let _ = Queue::<u8>::bounded(usize::MAX);
 }

@@ -30,6 +30,38 @@
 //! (or the close) that brings the last slot home sees it, and only then closes `ready`:
 //! receivers waiting wake with [`RecvError`], later ones fail at once. No receiver is told
 //! "drained" while an item is still on its way.
+//!
+//! # Rendezvous: `bounded(0)`
+//!
+//! A rendezvous queue has no places of its own: receivers lend them. Every receive, in
+//! every form, first *offers* a place (one `slots` permit, released), then waits on
+//! `ready` as above, and the take spends the offer instead of giving a slot back. So a
+//! sender gets a place (and `reserve` a permit) only while a receiver waits unmatched,
+//! and a send completes when the item is in the hands of the receivers' FIFO: a waiting
+//! receiver is handed the `ready` permit at once, and a fresh receive never overtakes it.
+//!
+//! ```text
+//!  recv:  lend 1 slot ──► acquire 1 ready ──► pop item ──► (the slot is spent)
+//!  send:  acquire 1 slot ──► push item ──► release 1 ready
+//! ```
+//!
+//! A receive that ends without an item (cancelled, timed out, `try_recv` finding
+//! nothing) withdraws its offer by taking one free `slots` permit back. If senders have
+//! taken them all, one sender's item is on its way with no receiver of its own: it stays
+//! queued, the receive counts it as `surplus`, and the next receive is covered by it
+//! instead of offering a place (`try_recv` and a timed receive first spin briefly for
+//! it). So the free places never outnumber the receivers waiting for long: an orphaned
+//! item costs one queued item, never a lasting spare place. `offers` and `surplus` sit
+//! under a short lock, off the fast path of the other queues. Every receive adds one
+//! offer (or spends one surplus) and every take spends one, so there are never fewer
+//! places and items on their way than receivers waiting, and a waiting receiver and a
+//! waiting sender always meet.
+//!
+//! Drained, for a rendezvous, is "every offer is a free permit again": no sender holds
+//! one, and no item is inside (each item still holds the offer it was sent on). After a
+//! close, every change to either count (a take, a withdrawal, a slot coming home) checks
+//! `available == lent` under that lock; the later of two racing checks sees both changes,
+//! so the last one closes `ready`.
 
 mod permit;
 
@@ -40,6 +72,7 @@ use crate::error::{
     AcquireTimeoutError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryAcquireError,
     TryRecvError, TrySendError,
 };
+use crate::loom::{Mutex, Spin};
 use crate::segqueue::SegQueue;
 use crate::semaphore::future::{RawAcquire, SemRef};
 use crate::semaphore::raw::{RawSemaphore, MAX_PERMITS};
@@ -85,18 +118,25 @@ pub struct Queue<T> {
     pub(crate) slots: RawSemaphore,
     /// One permit per item pushed and published; senders add them after a push.
     pub(crate) ready: RawSemaphore,
-    /// `slots`' full count: the capacity, or `MAX_PERMITS` when unbounded.
+    /// `slots`' full count: the capacity, or `MAX_PERMITS` when unbounded; 0 for a
+    /// rendezvous, whose places are lent by its receivers.
     places: usize,
     bounded: bool,
+    /// Rendezvous only: the places receivers have offered and no take has spent yet
+    /// (module docs, "Rendezvous").
+    lent: Mutex<Lent>,
 }
 
 impl<T> Queue<T> {
     /// A queue that holds at most `cap` items: senders wait while it is full (Toro's
     /// `maxsize`).
     ///
+    /// `bounded(0)` is a rendezvous: it holds no item, a send waits until a receiver takes
+    /// its item, and [`try_send`](Self::try_send) (or a [`reserve`](Self::reserve)) succeeds
+    /// only while a receiver waits unmatched.
+    ///
     /// # Panics
-    /// If `cap == 0`: the rendezvous queue of API.md is not built yet (see the crate docs),
-    /// or if `cap > Semaphore::MAX_PERMITS`.
+    /// If `cap > Semaphore::MAX_PERMITS`.
     ///
     /// # Examples
     /// ```
@@ -107,11 +147,22 @@ impl<T> Queue<T> {
     /// assert_eq!(q.capacity(), Some(1));
     /// # Ok::<(), TrySendError<char>>(())
     /// ```
+    ///
+    /// A rendezvous between a thread and a task:
+    /// ```
+    /// use std::sync::Arc;
+    /// use toro_sync::{Queue, TrySendError};
+    ///
+    /// let q = Arc::new(Queue::bounded(0));
+    /// assert_eq!(q.try_send(1), Err(TrySendError::Full(1))); // nobody is receiving
+    /// let sender = {
+    ///     let q = q.clone();
+    ///     std::thread::spawn(move || q.send_blocking(2)) // returns once 2 is taken
+    /// };
+    /// assert_eq!(futures::executor::block_on(q.recv()), Ok(2));
+    /// sender.join().unwrap().unwrap();
+    /// ```
     pub fn bounded(cap: usize) -> Self {
-        assert!(
-            cap > 0,
-            "Queue::bounded(0): rendezvous queues are not available yet"
-        );
         assert!(
             cap <= MAX_PERMITS,
             "Queue::bounded: capacity above Semaphore::MAX_PERMITS"
@@ -142,7 +193,14 @@ impl<T> Queue<T> {
             ready: RawSemaphore::new(0),
             places,
             bounded,
+            lent: Mutex::new(Lent::default()),
         }
+    }
+
+    /// Whether this is a `bounded(0)` rendezvous.
+    #[inline]
+    pub(crate) fn is_rendezvous(&self) -> bool {
+        self.places == 0
     }
 
     /// Items in the queue now (Toro's `qsize`).
@@ -261,8 +319,12 @@ impl<T> Queue<T> {
     /// [`RecvError`] once the queue is closed and drained.
     #[doc(alias = "get")]
     pub async fn recv(&self) -> Result<T, RecvError> {
+        let offer = self.is_rendezvous().then(|| Offer::new(self));
         match RawAcquire::new(&self.ready, 1).await {
-            Ok(_) => Ok(self.take()),
+            Ok(_) => {
+                Offer::spent(offer);
+                Ok(self.take())
+            }
             Err(_) => Err(RecvError),
         }
     }
@@ -270,13 +332,25 @@ impl<T> Queue<T> {
     /// Receives the oldest item if there is one and no receiver waits (Toro's
     /// `get_nowait`).
     ///
+    /// On a rendezvous it takes the item of a waiting sender: it offers a place, which
+    /// goes to the first waiting sender, and spins briefly while that sender hands its
+    /// item over. If the sender is slower than that (an async task not yet polled, say),
+    /// this returns `Empty` and the item waits inside for the next receive.
+    ///
     /// # Errors
     /// [`TryRecvError::Empty`], or [`TryRecvError::Closed`] once closed and drained.
     #[doc(alias = "get_nowait")]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let offer = self.is_rendezvous().then(|| Offer::new(self));
         match self.ready.try_acquire(1) {
-            Ok(()) => Ok(self.take()),
-            Err(TryAcquireError::NoPermits) => Err(TryRecvError::Empty),
+            Ok(()) => {
+                Offer::spent(offer);
+                Ok(self.take())
+            }
+            Err(TryAcquireError::NoPermits) => match offer.and_then(Offer::withdraw_or_catch) {
+                Some(item) => Ok(item),
+                None => Err(TryRecvError::Empty),
+            },
             Err(TryAcquireError::Closed) => Err(TryRecvError::Closed),
         }
     }
@@ -320,9 +394,16 @@ impl<T> Queue<T> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let offer = self.is_rendezvous().then(|| Offer::new(self));
         match self.ready.acquire_blocking(1, deadline) {
-            Ok(()) => Ok(self.take()),
-            Err(AcquireTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
+            Ok(()) => {
+                Offer::spent(offer);
+                Ok(self.take())
+            }
+            Err(AcquireTimeoutError::Timeout) => match offer.and_then(Offer::withdraw_or_catch) {
+                Some(item) => Ok(item),
+                None => Err(RecvTimeoutError::Timeout),
+            },
             Err(AcquireTimeoutError::Closed) => Err(RecvTimeoutError::Closed),
         }
     }
@@ -337,23 +418,152 @@ impl<T> Queue<T> {
         debug_assert!(report.is_none(), "ready closed while a slot was out");
     }
 
-    /// Pops the item a `ready` permit was taken for, and gives its slot back.
+    /// Pops the item a `ready` permit was taken for, and gives its slot back (or, on a
+    /// rendezvous, spends the offer it was sent on).
     #[inline]
     pub(crate) fn take(&self) -> T {
         let item = self
             .items
             .pop()
             .expect("a ready permit always has an item behind it");
-        self.slot_report(self.slots.release(1));
+        if self.is_rendezvous() {
+            self.lend(|lent| lent.offers -= 1);
+        } else {
+            self.slot_report(self.slots.release(1));
+        }
         item
     }
 
     /// Closes `ready` when a closed queue has every slot home: drained, nothing in flight.
     #[inline]
     pub(crate) fn slot_report(&self, report: Option<usize>) {
-        if report == Some(self.places) {
+        if self.is_rendezvous() {
+            if report.is_some() {
+                self.lend(|_| {});
+            }
+        } else if report == Some(self.places) {
             self.ready.close();
         }
+    }
+
+    /// Rendezvous only: changes the offer counts, then closes `ready` if the queue is
+    /// closed and every offer is a free permit again (module docs, "Rendezvous"). The
+    /// lock makes the later of two racing checks see both changes.
+    fn lend(&self, change: impl FnOnce(&mut Lent)) {
+        let mut lent = self.lent.lock();
+        change(&mut lent);
+        if self.slots.is_closed() && self.slots.available() == lent.offers {
+            self.ready.close();
+        }
+    }
+
+    /// Rendezvous only: covers a receive. Normally it offers one place, which goes to the
+    /// first waiting sender (or stays free for the next one); if a receive left earlier
+    /// with an item on its way, that item covers this one instead.
+    pub(crate) fn offer(&self) -> Ticket {
+        let mut ticket = Ticket::Lent;
+        self.lend(|lent| {
+            if lent.surplus > 0 {
+                lent.surplus -= 1;
+                ticket = Ticket::Covered;
+            } else {
+                // Counted before the permit exists: `offers` never falls below the free
+                // permits.
+                lent.offers += 1;
+            }
+        });
+        if let Ticket::Lent = ticket {
+            self.slot_report(self.slots.release(1));
+        }
+        ticket
+    }
+
+    /// Rendezvous only: takes a receive's offer back if one is still free. `false` if
+    /// senders took them all (or the receive was covered by an item on its way): an item
+    /// is then coming, for the next receive.
+    pub(crate) fn withdraw(&self, ticket: Ticket) -> bool {
+        let free = matches!(ticket, Ticket::Lent) && self.slots.try_acquire(1).is_ok();
+        if free {
+            self.lend(|lent| lent.offers -= 1);
+        }
+        free
+    }
+
+    /// Rendezvous only: a receive leaves without the item its offer brought on its way;
+    /// the next receive is covered by it instead of offering a place of its own.
+    pub(crate) fn orphan(&self) {
+        self.lend(|lent| lent.surplus += 1);
+    }
+
+    /// Rendezvous only: a receive ends without an item.
+    pub(crate) fn leave(&self, ticket: Ticket) {
+        if !self.withdraw(ticket) {
+            self.orphan();
+        }
+    }
+}
+
+/// Rendezvous only: the offer counts, under one short lock.
+#[derive(Default)]
+struct Lent {
+    /// Places offered by receivers and not yet spent by a take or withdrawn: free
+    /// permits, permits held by senders, and items inside.
+    offers: usize,
+    /// Receives that left while an item they had brought on its way was still coming:
+    /// that many items (or places) have no receiver of their own.
+    surplus: usize,
+}
+
+/// Rendezvous only: how a receive was covered, so that it can leave cleanly.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ticket {
+    /// It lent a place (one `slots` permit).
+    Lent,
+    /// An item left by an earlier receive covers it.
+    Covered,
+}
+
+/// Rendezvous only: one receive's cover, given up when dropped unless spent.
+struct Offer<'a, T> {
+    queue: &'a Queue<T>,
+    ticket: Ticket,
+}
+
+impl<'a, T> Offer<'a, T> {
+    fn new(queue: &'a Queue<T>) -> Self {
+        let ticket = queue.offer();
+        Self { queue, ticket }
+    }
+
+    /// The receive got its item: the take spends the offer (if it made one).
+    fn spent(offer: Option<Self>) {
+        core::mem::forget(offer);
+    }
+
+    /// The receive found nothing: withdraws the offer, or, if a sender has taken it and
+    /// is handing its item over, waits a few spins for that item.
+    fn withdraw_or_catch(self) -> Option<T> {
+        let this = core::mem::ManuallyDrop::new(self);
+        let queue = this.queue;
+        if queue.withdraw(this.ticket) {
+            return None;
+        }
+        let spin = Spin::new();
+        loop {
+            if queue.ready.try_acquire(1).is_ok() {
+                return Some(queue.take());
+            }
+            if !spin.spin() {
+                queue.orphan();
+                return None;
+            }
+        }
+    }
+}
+
+impl<T> Drop for Offer<'_, T> {
+    fn drop(&mut self) {
+        self.queue.leave(self.ticket);
     }
 }
 
