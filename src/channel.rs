@@ -28,7 +28,6 @@
 //! ```
 
 use core::fmt;
-use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,9 +36,8 @@ use crate::error::{
     Closed, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::loom::{Arc, AtomicUsize, Ordering::*};
-use crate::queue::{Queue, SendPermit, Ticket};
-use crate::semaphore::future::{RawAcquire, SemRef};
-use crate::semaphore::raw::RawSemaphore;
+use crate::queue::{InLine, Queue, QueueRef, SendPermit, Ticket};
+use crate::semaphore::future::RawAcquire;
 
 /// A bounded channel: at most `cap` items inside; senders wait while it is full.
 ///
@@ -97,7 +95,7 @@ pub struct Sender<T> {
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
     /// The wait of `poll_next`, kept between polls (allocated once, reused).
-    stream: Option<Pin<Box<RawAcquire<Ready<T>>>>>,
+    stream: StreamWait<T>,
     /// Rendezvous only: how the stream wait was covered, until a take spends it.
     offered: Option<Ticket>,
 }
@@ -343,7 +341,7 @@ impl<T> OwnedSendPermit<T> {
     /// sender.
     pub fn send(mut self, item: T) -> Sender<T> {
         let sender = self.sender.take().expect("present until send");
-        sender.chan.queue.publish(item);
+        sender.chan.queue.permit_send(item);
         sender
     }
 }
@@ -351,8 +349,7 @@ impl<T> OwnedSendPermit<T> {
 impl<T> Drop for OwnedSendPermit<T> {
     fn drop(&mut self) {
         if let Some(sender) = &self.sender {
-            let queue = &sender.chan.queue;
-            queue.slot_report(queue.slots.release(1));
+            sender.chan.queue.permit_drop();
         }
     }
 }
@@ -424,46 +421,41 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
-/// What a stream wait holds: the channel, reaching its `ready` engine.
-struct Ready<T>(Arc<Chan<T>>);
+/// The stream's place in the receivers' line, kept in its box between polls.
+type StreamWait<T> = Option<Pin<Box<RawAcquire<InLine<ChanRef<T>>>>>>;
 
-impl<T> SemRef for Ready<T> {
+/// What a stream wait holds: the channel, reaching its queue's receivers' line.
+struct ChanRef<T>(Arc<Chan<T>>);
+
+impl<T> QueueRef for ChanRef<T> {
+    type Item = T;
     #[inline]
-    fn raw(&self) -> &RawSemaphore {
-        &self.0.queue.ready
+    fn queue(&self) -> &Queue<T> {
+        &self.0.queue
     }
 }
 
 impl<T> Receiver<T> {
-    /// One step of the stream: a wait on `ready`, kept in its box between polls.
+    /// One step of the stream: a receive whose place in line is kept in its box between
+    /// polls (a rendezvous also keeps its offer until the take spends it).
     #[cfg_attr(not(feature = "stream"), allow(dead_code))]
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let starting = !matches!(&self.stream, Some(wait) if !wait.is_finished());
-        if starting && self.chan.queue.is_rendezvous() {
+        let queue = &self.chan.queue;
+        if queue.is_rendezvous() && self.offered.is_none() {
             // Every rendezvous receive lends a place first (see `Queue`'s module docs).
-            self.offered = Some(self.chan.queue.offer());
+            self.offered = Some(queue.offer());
         }
-        let wait = match &mut self.stream {
-            Some(wait) if !wait.is_finished() => wait,
-            Some(wait) => {
-                // Reuse the allocation for the next wait.
-                wait.set(RawAcquire::new(Ready(self.chan.clone()), 1));
-                wait
-            }
-            None => self
-                .stream
-                .insert(Box::pin(RawAcquire::new(Ready(self.chan.clone()), 1))),
-        };
-        let poll = wait.as_mut().poll(cx);
+        let chan = &self.chan;
+        let poll = queue.poll_take(
+            &mut self.stream,
+            |seen| InLine(ChanRef(chan.clone()), seen),
+            cx,
+        );
         if poll.is_ready() {
-            // Spent by the take below, or moot: a closed queue takes no offer back.
+            // Spent by the take, or moot: a closed queue takes no offer back.
             self.offered = None;
         }
-        match poll {
-            Poll::Ready(Ok(_)) => Poll::Ready(Some(self.chan.queue.take())),
-            Poll::Ready(Err(Closed)) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        poll.map(Result::ok)
     }
 }
 

@@ -19,12 +19,22 @@ pub fn model<F>(name: &str, f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    model_bounded(name, PREEMPTION_BOUND, f);
+}
+
+/// [`model`] with a preemption bound of its own, for the few models of three busy
+/// threads whose full bound of 3 runs for many minutes (`LOOM_MAX_PREEMPTIONS` still
+/// overrides it, for a deeper run at release time).
+pub fn model_bounded<F>(name: &str, bound: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     // std's atomic on purpose: a counter of executions outside the model.
     let runs = std::sync::Arc::new(StdAtomicUsize::new(0));
     let counted = runs.clone();
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(PREEMPTION_BOUND);
+        builder.preemption_bound = Some(bound);
     }
     let bound = builder.preemption_bound;
     builder.check(move || {

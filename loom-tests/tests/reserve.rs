@@ -2,10 +2,10 @@
 //! contract: a permit holds capacity, not a place in line; an item sent through a permit
 //! after close is still delivered; receivers of a closed, empty queue wait while permits
 //! are out (as tokio); dropping a permit gives its place back and wakes a waiting sender.
-//! (As written, the queue keeps this with its `slots` semaphore: a permit holds one slot,
-//! and a closed queue closes `ready`, "closed and drained", only once every slot is home,
-//! so whichever release or close brings the last slot home must close `ready`. The models
-//! only use the public API, so they hold any engine to the same contract.)
+//! (The queue keeps this with one word of permits out plus a closed bit: a close that
+//! sees no permit out, or the last permit to end after a close, closes the receivers'
+//! line, "closed and drained". The models only use the public API, so they hold any
+//! engine to the same contract.)
 //!
 //! Models:
 //! - P1: a `reserve` (blocking or async) on a full queue of one place races a close and
@@ -20,6 +20,9 @@
 //!   back; the queue drains and the receiver ends with `RecvError`.
 //! - P4: a `reserve` future polled once (`Pending`, queued behind a permit) and dropped,
 //!   racing the drop of that permit and a close (or, open, a second sender): no slot lost.
+//!
+//! P1a-d and P3 run with a preemption bound of 2 (45 s for the file; with 3 they took 12
+//! minutes on two cores); `LOOM_MAX_PREEMPTIONS=3` runs them deeper at release time.
 //!
 //! Every model checks the outcome (exactly-once delivery, the error kinds) and the final
 //! state (`len`, `is_full`, `try_recv`, `try_reserve`). A lost wake, a slot that never
@@ -43,7 +46,7 @@ use loom::future::block_on;
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::{model, poll_once};
+use loom_tests::{model, model_bounded, poll_once};
 use toro_sync::{Closed, Queue, RecvError, SendError, SendPermit, TryRecvError, TrySendError};
 
 /// Receives with `recv().await` until `RecvError`, returning what came in order.
@@ -211,7 +214,7 @@ fn reserve_vs_close(q: Queue<usize>, how: How, then: Then) {
 /// Model P1a: `reserve_blocking` racing close, the permit then sent after the close.
 #[test]
 fn reserve_blocking_vs_close_then_send() {
-    model("reserve_blocking_vs_close_then_send", || {
+    model_bounded("reserve_blocking_vs_close_then_send", 2, || {
         reserve_vs_close(Queue::bounded(1), How::Blocking, Then::Send)
     });
 }
@@ -219,7 +222,7 @@ fn reserve_blocking_vs_close_then_send() {
 /// Model P1b: `reserve_blocking` racing close, the permit then dropped after the close.
 #[test]
 fn reserve_blocking_vs_close_then_drop() {
-    model("reserve_blocking_vs_close_then_drop", || {
+    model_bounded("reserve_blocking_vs_close_then_drop", 2, || {
         reserve_vs_close(Queue::bounded(1), How::Blocking, Then::Drop)
     });
 }
@@ -227,7 +230,7 @@ fn reserve_blocking_vs_close_then_drop() {
 /// Model P1c: `reserve().await` racing close, the permit then sent after the close.
 #[test]
 fn reserve_async_vs_close_then_send() {
-    model("reserve_async_vs_close_then_send", || {
+    model_bounded("reserve_async_vs_close_then_send", 2, || {
         reserve_vs_close(Queue::bounded(1), How::Async, Then::Send)
     });
 }
@@ -235,7 +238,7 @@ fn reserve_async_vs_close_then_send() {
 /// Model P1d: `reserve().await` racing close, the permit then dropped after the close.
 #[test]
 fn reserve_async_vs_close_then_drop() {
-    model("reserve_async_vs_close_then_drop", || {
+    model_bounded("reserve_async_vs_close_then_drop", 2, || {
         reserve_vs_close(Queue::bounded(1), How::Async, Then::Drop)
     });
 }
@@ -377,7 +380,7 @@ fn permit_drop_vs_close_waiting_sender(how: How) {
 /// Model P3a: the waiting sender is `send_blocking`.
 #[test]
 fn permit_drop_vs_close_waiting_sender_blocking() {
-    model("permit_drop_vs_close_waiting_sender_blocking", || {
+    model_bounded("permit_drop_vs_close_waiting_sender_blocking", 2, || {
         permit_drop_vs_close_waiting_sender(How::Blocking)
     });
 }
@@ -385,7 +388,7 @@ fn permit_drop_vs_close_waiting_sender_blocking() {
 /// Model P3b: the waiting sender is `send().await`.
 #[test]
 fn permit_drop_vs_close_waiting_sender_async() {
-    model("permit_drop_vs_close_waiting_sender_async", || {
+    model_bounded("permit_drop_vs_close_waiting_sender_async", 2, || {
         permit_drop_vs_close_waiting_sender(How::Async)
     });
 }

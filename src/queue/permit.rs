@@ -1,12 +1,13 @@
 //! `reserve`: a place in the queue held ahead of the item, the cancel-safe way to send from
-//! a `select!`. A [`SendPermit`] owns one `slots` permit; `send` spends it on an item (which
-//! neither fails nor waits), dropping it gives the place back.
+//! a `select!`. A [`SendPermit`] owns one `slots` permit (if bounded) and counts in the
+//! queue's permits out; `send` spends it on an item (which neither fails nor waits, and is
+//! delivered even after a close), dropping it gives the place back.
 
 use core::fmt;
 use core::mem::ManuallyDrop;
 use std::time::{Duration, Instant};
 
-use super::{Queue, Slots};
+use super::Queue;
 use crate::error::{AcquireTimeoutError, Closed, SendTimeoutError, TryAcquireError, TrySendError};
 use crate::semaphore::future::RawAcquire;
 
@@ -25,13 +26,13 @@ impl<'a, T> SendPermit<'a, T> {
     #[inline]
     pub fn send(self, item: T) {
         let this = ManuallyDrop::new(self);
-        this.queue.publish(item);
+        this.queue.permit_send(item);
     }
 }
 
 impl<T> Drop for SendPermit<'_, T> {
     fn drop(&mut self) {
-        self.queue.slot_report(self.queue.slots.release(1));
+        self.queue.permit_drop();
     }
 }
 
@@ -62,8 +63,10 @@ impl<T> Queue<T> {
     /// # });
     /// ```
     pub async fn reserve(&self) -> Result<SendPermit<'_, T>, Closed> {
-        RawAcquire::new(Slots(self), 1).await?;
-        Ok(SendPermit { queue: self })
+        if self.bounded {
+            RawAcquire::new(&*self.slots, 1).await?;
+        }
+        self.permit()
     }
 
     /// Holds a free place if there is one and no sender waits.
@@ -71,11 +74,14 @@ impl<T> Queue<T> {
     /// # Errors
     /// [`TrySendError::Full`] or [`TrySendError::Closed`] (carrying `()`).
     pub fn try_reserve(&self) -> Result<SendPermit<'_, T>, TrySendError<()>> {
-        match self.slots.try_acquire(1) {
-            Ok(()) => Ok(SendPermit { queue: self }),
-            Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(())),
-            Err(TryAcquireError::Closed) => Err(TrySendError::Closed(())),
+        if self.bounded {
+            match self.slots.try_acquire(1) {
+                Ok(()) => {}
+                Err(TryAcquireError::NoPermits) => return Err(TrySendError::Full(())),
+                Err(TryAcquireError::Closed) => return Err(TrySendError::Closed(())),
+            }
         }
+        self.permit().map_err(|Closed| TrySendError::Closed(()))
     }
 
     /// Waits for a free place, parking the thread.
@@ -112,10 +118,20 @@ impl<T> Queue<T> {
         &self,
         deadline: Option<Instant>,
     ) -> Result<SendPermit<'_, T>, SendTimeoutError<()>> {
-        match self.slots.acquire_blocking(1, deadline) {
-            Ok(()) => Ok(SendPermit { queue: self }),
-            Err(AcquireTimeoutError::Timeout) => Err(SendTimeoutError::Timeout(())),
-            Err(AcquireTimeoutError::Closed) => Err(SendTimeoutError::Closed(())),
+        if self.bounded {
+            match self.slots.acquire_blocking(1, deadline) {
+                Ok(()) => {}
+                Err(AcquireTimeoutError::Timeout) => return Err(SendTimeoutError::Timeout(())),
+                Err(AcquireTimeoutError::Closed) => return Err(SendTimeoutError::Closed(())),
+            }
         }
+        self.permit().map_err(|Closed| SendTimeoutError::Closed(()))
+    }
+
+    /// Makes the permit of a reserve that holds its slot (if bounded), unless the queue
+    /// closed meanwhile.
+    fn permit(&self) -> Result<SendPermit<'_, T>, Closed> {
+        self.start_permit().map_err(|()| Closed)?;
+        Ok(SendPermit { queue: self })
     }
 }

@@ -24,10 +24,13 @@
 //! ```text
 //! usize::BITS-1                                  1   0
 //! +-----------------------------------------------+---+
-//! |        position = lap * LAP + offset          | M |
+//! |        position = lap * LAP + offset          |M/C|
 //! +-----------------------------------------------+---+
 //! M = MARK (head only): the head's segment is not the last one, so a popper need not
 //!     read the tail to know that the slot at the head has been claimed by a pusher.
+//! C = CLOSED (tail only): `close` was called; `push_unless_closed` claims nothing more
+//!     (its claim fails on the bit), `push` still does. Set once, never cleared; the step
+//!     that moves the tail onto a new segment is a `fetch_add`, so it keeps the bit.
 //! ```
 //!
 //! Each segment covers one lap of `LAP = SEGMENT_CAP + 1` positions: offsets
@@ -147,6 +150,8 @@ const LAP: usize = SEGMENT_CAP + 1;
 const SHIFT: u32 = 1;
 /// In `head.index`: the head's segment is not the last one.
 const MARK: usize = 1;
+/// In `tail.index`: the queue is closed; `push_unless_closed` claims no more slots.
+const CLOSED: usize = 1;
 /// One position, in index-word units.
 const ONE: usize = 1 << SHIFT;
 /// Retired segments kept for reuse; the rest are freed.
@@ -303,9 +308,44 @@ impl<T> SegQueue<T> {
         }
     }
 
-    /// Pushes `value` at the back. Never fails and never blocks (see "Progress" in the
-    /// module docs for the one short wait at a segment boundary).
+    /// Pushes `value` at the back, closed or not. Never fails and never blocks (see
+    /// "Progress" in the module docs for the one short wait at a segment boundary).
+    #[inline]
     pub fn push(&self, value: T) {
+        let pushed = self.push_inner(value, true);
+        debug_assert!(pushed.is_ok());
+    }
+
+    /// Pushes `value` at the back unless the queue is closed: then it is handed back.
+    #[inline]
+    pub fn push_unless_closed(&self, value: T) -> Result<(), T> {
+        self.push_inner(value, false)
+    }
+
+    /// Closes the queue: from here on `push_unless_closed` fails. Pops go on.
+    pub fn close(&self) {
+        // AcqRel: Release, with the claims' release sequence, makes every push claimed
+        // before the close visible to whoever acquires what the closer does next.
+        self.tail.index.fetch_or(CLOSED, AcqRel);
+    }
+
+    /// Where the tail is now: a position that moves on with every claim of a push. The
+    /// layer above compares two readings to learn whether anything was pushed between them.
+    #[inline]
+    pub fn tail_position(&self) -> usize {
+        // Relaxed: a reading for a comparison; the layer above orders it with a fence.
+        position(self.tail.index.load(Relaxed))
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        // Acquire: pairs with `close`.
+        self.tail.index.load(Acquire) & CLOSED != 0
+    }
+
+    #[inline(always)]
+    fn push_inner(&self, value: T, always: bool) -> Result<(), T> {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store that opens a lap, so the segment we load
         // next is at least the one of this position's lap (if it is a later one, the
@@ -318,6 +358,13 @@ impl<T> SegQueue<T> {
         let mut next: *mut Segment<T> = ptr::null_mut();
 
         loop {
+            if !always && tail & CLOSED != 0 {
+                if !next.is_null() {
+                    // SAFETY: `next` came from `take_segment` and nobody else saw it.
+                    unsafe { self.put_spare(next) };
+                }
+                return Err(value);
+            }
             let offset = offset(tail);
             if offset == SEGMENT_CAP {
                 // Another pusher is linking the next segment.
@@ -330,13 +377,15 @@ impl<T> SegQueue<T> {
                 next = self.take_segment();
             }
 
-            // Relaxed on success: the claim publishes nothing (the value is published by
-            // WRITE, the next segment by the stores below). Acquire on failure: the new
-            // position may open a lap, as for the first load.
+            // SeqCst on success: the claim publishes nothing (the value is published by
+            // WRITE, the next segment by the stores below), but it is the store half of the
+            // layer above's "push, then look for waiting receivers" store-load pair, whose
+            // other half is a receiver's "join the line, fence, look at the tail". Acquire on
+            // failure: the new position may open a lap, as for the first load.
             match self.tail.index.compare_exchange_weak(
                 tail,
                 tail.wrapping_add(ONE),
-                Relaxed,
+                SeqCst,
                 Acquire,
             ) {
                 Ok(_) => {
@@ -348,7 +397,8 @@ impl<T> SegQueue<T> {
                         // store before them to the pushers that acquire `tail.index` and
                         // the poppers that acquire `next`.
                         self.tail.segment.store(next, Relaxed);
-                        self.tail.index.store(tail.wrapping_add(2 * ONE), Release);
+                        // An add, not a store: a `close` may have set CLOSED since our claim.
+                        self.tail.index.fetch_add(ONE, Release);
                         // SAFETY: our claim of a slot in `seg` keeps it alive (module docs,
                         // reclamation step 1): its popper cannot retire it before our WRITE.
                         unsafe { (*seg).next.store(next, Release) };
@@ -362,7 +412,7 @@ impl<T> SegQueue<T> {
                         // SAFETY: `next` came from `take_segment` and nobody else saw it.
                         unsafe { self.put_spare(next) };
                     }
-                    return;
+                    return Ok(());
                 }
                 Err(current) => {
                     tail = current;
@@ -640,7 +690,7 @@ impl<T> Drop for SegQueue<T> {
         // recycled, every slot in [head, tail) is written, and nothing else is alive but the
         // chain from the head and the pool.
         let mut head = self.head.index.load(Relaxed) & !MARK;
-        let tail = self.tail.index.load(Relaxed);
+        let tail = self.tail.index.load(Relaxed) & !CLOSED;
         let mut seg = self.head.segment.load(Relaxed);
 
         while head != tail {

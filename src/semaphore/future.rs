@@ -9,17 +9,22 @@ use super::raw::RawSemaphore;
 use super::{AsSemaphore, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use crate::error::Closed;
 use crate::loom::Arc;
-use crate::wait::Waiter;
+use crate::wait::{Waiter, WAITING};
 
 /// A handle that reaches a semaphore's engine.
 pub(crate) trait SemRef {
     fn raw(&self) -> &RawSemaphore;
 
-    /// Hears the report of a release made by a cancelled acquire (see
-    /// `RawSemaphore::release`); the queue layer uses it to see a closed queue drain.
+    /// Runs once, right after the acquire joined the waiter queue (the queue layer looks
+    /// again for an item there, see `Queue`'s module docs).
     #[inline]
-    fn released(&self, report: Option<usize>) {
-        let _ = report;
+    fn queued(&self) {}
+
+    /// Gives back the grant of an acquire that was dropped after it had been granted in
+    /// full: a release of its `n` permits, unless the layer's grants are not permits.
+    #[inline]
+    fn give_back(&self, n: u32) {
+        self.raw().release(n as usize);
     }
 }
 
@@ -93,7 +98,17 @@ impl<R: SemRef> Future for RawAcquire<R> {
             .sem
             .as_ref()
             .expect("acquire future polled after completion");
-        match sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx) {
+        let was_queued = this.queued;
+        let mut poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
+        if poll.is_pending() && !was_queued && this.queued {
+            sem.queued();
+            // The hook may have granted this very wait: take it now rather than after a
+            // wake-up round trip.
+            if waiter.state() != WAITING {
+                poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
+            }
+        }
+        match poll {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(Ok(this.sem.take().expect("checked above"))),
             Poll::Ready(Err(Closed)) => {
@@ -107,7 +122,9 @@ impl<R: SemRef> Future for RawAcquire<R> {
 impl<R: SemRef> Drop for RawAcquire<R> {
     fn drop(&mut self) {
         if let (Some(sem), true) = (&self.sem, self.queued) {
-            sem.released(sem.raw().cancel_acquire(&self.waiter, self.n));
+            if sem.raw().cancel_acquire(&self.waiter) {
+                sem.give_back(self.n);
+            }
         }
     }
 }

@@ -31,8 +31,8 @@
 //!   going away passes to the next one. If the node was already `GRANTED`, the whole grant
 //!   is released like any permit.
 //! - **Close**: set `C`, then under the lock unlink every waiter as `CLOSED` and return the
-//!   partial permits to the word. From `C` on no waiter is granted, so once closed the free
-//!   count only grows, and `release` reports it (the queue layer's "nothing in flight").
+//!   partial permits to the word. From `C` on no waiter is granted (a grant after the close
+//!   would let a waiter act after it).
 //!
 //! Invariants, both changed only under the lock: `W` is set exactly when the list is not
 //! empty; a non-head waiter holds no permits.
@@ -42,7 +42,7 @@ use core::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
-use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering::*};
+use crate::loom::{fence, AtomicUsize, Mutex, MutexGuard, Ordering::*};
 use crate::wait::{self, Notify, WaitList, Waiter, WakeList, CLOSED, GRANTED, WAITING};
 
 const CLOSED_BIT: usize = 1;
@@ -147,6 +147,10 @@ impl RawSemaphore {
         let mut cur = self.state.load(Relaxed);
         loop {
             if cur & CLOSED_BIT != 0 {
+                // Acquire: the `C` was read relaxed; this fence makes the failure see what
+                // came before the close (pairs with the `AcqRel` of `close`), so a caller
+                // told "closed" finds the layer above closed too.
+                fence(Acquire);
                 return Err(TryAcquireError::Closed);
             }
             if cur & WAITERS_BIT != 0 || permits(cur) < n {
@@ -167,13 +171,8 @@ impl RawSemaphore {
 
     /// Gives back `n` permits that were taken from this semaphore, handing them to waiters
     /// in FIFO order.
-    ///
-    /// Returns `Some(free)` if the semaphore is closed, `free` being the permits in the word
-    /// after this release. A closed semaphore grants nothing more, so that count only grows
-    /// from here, and the release that brings every permit home sees it: the queue layer
-    /// learns this way that nothing is in flight any more. `None` while open.
     #[inline]
-    pub(crate) fn release(&self, n: usize) -> Option<usize> {
+    pub(crate) fn release(&self, n: usize) {
         // Relaxed: only picks the path. With `W` seen, the permits go straight to the
         // waiters under the lock; a `W` set after this load is seen by the `fetch_add`.
         if self.state.load(Relaxed) & WAITERS_BIT != 0 {
@@ -185,23 +184,20 @@ impl RawSemaphore {
         if prev & WAITERS_BIT != 0 {
             self.assign();
         }
-        (prev & CLOSED_BIT != 0).then(|| permits(prev) + n)
     }
 
     /// A release while waiters are queued: under the lock, hands the permits to the head
     /// of the queue directly, without passing them through the word (two read-modify-writes
     /// of the contended state word fewer per hand-off). What is left over (the queue
     /// emptied, the wake batch filled, or the semaphore is closed) goes through the word as
-    /// in [`Self::release`], and so does its report. Permits handed over directly are never
-    /// in the word, so no closed-count report ever counts them as home.
+    /// in [`Self::release`].
     #[cold]
-    fn release_to_waiters(&self, n: usize) -> Option<usize> {
+    fn release_to_waiters(&self, n: usize) {
         let mut left = n;
         let mut wakes = WakeList::new();
         let mut list = self.waiters.lock();
         // Relaxed: `W` is exact under this lock; `C` may be set by a close racing us, and
-        // granting then is the release ordered before the close (its permits never reach
-        // the word, so no report counts them).
+        // granting then is the release ordered before the close.
         if self.state.load(Relaxed) & CLOSED_BIT == 0 {
             while left > 0 && !wakes.is_full() {
                 let Some(head) = list.front() else { break };
@@ -215,25 +211,20 @@ impl RawSemaphore {
                 list.give_front(give as u32, &mut wakes);
             }
         }
-        let report = if left > 0 {
+        if left > 0 {
             // Release: as in `release`.
-            let prev = self.state.fetch_add(encode(left), Release);
-            (prev & CLOSED_BIT != 0).then(|| permits(prev) + left)
-        } else {
-            None
-        };
+            self.state.fetch_add(encode(left), Release);
+        }
         // Serves on from the word if waiters remain, and clears `W` if the queue emptied.
         self.assign_all(list, &mut wakes);
-        report
     }
 
     /// Closes: later acquires fail, and every queued waiter wakes with `Closed` (none is
-    /// granted any more, see `assign_locked`). Returns the free permits after the close's
-    /// own changes to the word, as [`Self::release`] reports them.
-    pub(crate) fn close(&self) -> usize {
+    /// granted any more, see `assign_locked`).
+    pub(crate) fn close(&self) {
         // AcqRel: Release publishes what came before the close to whoever sees `C`; Acquire
         // is for symmetry with waiters' reads under the lock (the lock orders those anyway).
-        let mut free = permits(self.state.fetch_or(CLOSED_BIT, AcqRel));
+        self.state.fetch_or(CLOSED_BIT, AcqRel);
         let mut wakes = WakeList::new();
         loop {
             let mut list = self.waiters.lock();
@@ -248,7 +239,7 @@ impl RawSemaphore {
             }
             if returned > 0 {
                 // Release: as in `release`, for the partial permits given back.
-                free = permits(self.state.fetch_add(encode(returned), Release)) + returned;
+                self.state.fetch_add(encode(returned), Release);
             }
             let done = list.is_empty();
             if done {
@@ -258,7 +249,7 @@ impl RawSemaphore {
             drop(list);
             wakes.wake_all();
             if done {
-                return free;
+                return;
             }
         }
     }
@@ -341,6 +332,8 @@ impl RawSemaphore {
         let mut cur = self.state.load(Relaxed);
         loop {
             if cur & CLOSED_BIT != 0 {
+                // Acquire: as in `try_acquire`.
+                fence(Acquire);
                 return Enqueued::Closed;
             }
             if !list.is_empty() {
@@ -380,19 +373,18 @@ impl RawSemaphore {
 
     /// Leaves the queue (a cancelled or timed-out waiter). Returns the node's final state:
     /// `GRANTED` means the caller now owns all the permits it asked for; `WAITING` means it
-    /// left unserved, its partial permits passed on. The second value is the report of
-    /// [`Self::release`] for those partial permits (`None` when there were none, or open).
-    fn leave(&self, waiter: &Waiter) -> (u8, Option<usize>) {
+    /// left unserved, its partial permits passed on.
+    fn leave(&self, waiter: &Waiter) -> u8 {
         let state = waiter.state();
         if state != WAITING {
-            return (state, None);
+            return state;
         }
         let mut wakes = WakeList::new();
         let mut list = self.waiters.lock();
         // Under the lock the state is final: nobody else changes it now.
         let state = waiter.state();
         if state != WAITING {
-            return (state, None);
+            return state;
         }
         // SAFETY: lock held; the node is `WAITING`, so it is linked in this list.
         #[allow(unsafe_code)]
@@ -400,15 +392,13 @@ impl RawSemaphore {
             list.remove(waiter);
             waiter.with_locked(|l| (l.held, l.notify.take()))
         };
-        let mut report = None;
         if held > 0 {
             // Release: the partial permits go back to the word for the next head.
-            let prev = self.state.fetch_add(encode(held as usize), Release);
-            report = (prev & CLOSED_BIT != 0).then(|| permits(prev) + held as usize);
+            self.state.fetch_add(encode(held as usize), Release);
         }
         self.assign_all(list, &mut wakes);
         drop(notify); // a `Waker` drop may run user code: outside the lock
-        (WAITING, report)
+        WAITING
     }
 
     /// Polls an acquire of `n` permits whose node is `waiter`; `queued` tracks whether the
@@ -463,14 +453,46 @@ impl RawSemaphore {
     }
 
     /// Cancels an acquire future's wait: called from its `Drop` when it was queued and
-    /// did not return its permits. A grant that raced with the cancel is released. Returns
-    /// the [`Self::release`] report of whatever permits went back, so a layer that watches
-    /// a closed engine fill up (the queue's "drained") hears of this release too.
-    pub(crate) fn cancel_acquire(&self, waiter: &Waiter, n: u32) -> Option<usize> {
-        match self.leave(waiter) {
-            (GRANTED, _) => self.release(n as usize),
-            (_, report) => report,
+    /// did not return its permits. Permits handed to it in part pass on to the next waiter.
+    /// Returns `true` if the wait had been granted in full meanwhile: the caller owns the
+    /// permits and must give them back (`release`, or the layer's own hand-on).
+    pub(crate) fn cancel_acquire(&self, waiter: &Waiter) -> bool {
+        self.leave(waiter) == GRANTED
+    }
+
+    /// Whether anyone waits in the queue. `SeqCst`: the queue layer's waking is a
+    /// store-load pair (a sender's claim of a slot, then this load; a receiver's `W`, then
+    /// a fence and its look at the slots), see `Queue`'s module docs.
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.state.load(SeqCst) & WAITERS_BIT != 0
+    }
+
+    /// Grants the head of the queue all it still needs, without taking anything from the
+    /// word: a grant that is not made of permits (the queue layer's "an item is there for
+    /// you"). Returns `false`, changing nothing, when nobody waits or the semaphore is
+    /// closed.
+    #[cold]
+    pub(crate) fn grant_head(&self) -> bool {
+        let mut wakes = WakeList::new();
+        let mut list = self.waiters.lock();
+        // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
+        // waiter as `CLOSED` under it; a grant after `C` would act after the close.
+        if self.state.load(Relaxed) & CLOSED_BIT != 0 {
+            return false;
         }
+        let Some(head) = list.front() else {
+            return false;
+        };
+        // SAFETY: lock held (`list`), and the head is linked in it.
+        #[allow(unsafe_code)]
+        let need = unsafe { head.with_locked(|l| l.need) };
+        let covered = list.give_front(need, &mut wakes);
+        debug_assert!(covered, "a grant covers all the head needs");
+        // Clears `W` if the queue emptied (and serves on from the word, which the queue
+        // layer never fills).
+        self.assign_all(list, &mut wakes);
+        true
     }
 
     /// Acquires `n` permits, parking the thread (after a short spin) until they are given,
@@ -479,6 +501,17 @@ impl RawSemaphore {
         &self,
         n: u32,
         deadline: Option<Instant>,
+    ) -> Result<(), AcquireTimeoutError> {
+        self.acquire_blocking_then(n, deadline, || {})
+    }
+
+    /// [`Self::acquire_blocking`] with the queue layer's hook: `queued` runs once, right
+    /// after the thread joined the queue and before it parks.
+    pub(crate) fn acquire_blocking_then(
+        &self,
+        n: u32,
+        deadline: Option<Instant>,
+        queued: impl FnOnce(),
     ) -> Result<(), AcquireTimeoutError> {
         match self.try_acquire(n) {
             Ok(()) => return Ok(()),
@@ -491,18 +524,18 @@ impl RawSemaphore {
         match self.enqueue(waiter, n, Notify::thread()) {
             Enqueued::Granted => return Ok(()),
             Enqueued::Closed => return Err(AcquireTimeoutError::Closed),
-            Enqueued::Queued => {}
+            Enqueued::Queued => queued(),
         }
-        let state = match wait::park_until(&waiter, deadline) {
-            // A timed-out waiter of one permit holds no partial permits, so there is no
-            // report to lose here (the queue layer waits for one permit at a time).
-            WAITING => self.leave(&waiter).0,
-            state => state,
-        };
-        match state {
+        match wait::park_until(&waiter, deadline) {
             GRANTED => Ok(()),
             CLOSED => Err(AcquireTimeoutError::Closed),
-            _ => Err(AcquireTimeoutError::Timeout),
+            // Timed out: leave; a grant that raced the timeout is ours, so the wait
+            // succeeded after all (a past deadline still succeeds when the grant is there).
+            _ => match self.leave(&waiter) {
+                GRANTED => Ok(()),
+                CLOSED => Err(AcquireTimeoutError::Closed),
+                _ => Err(AcquireTimeoutError::Timeout),
+            },
         }
     }
 }
