@@ -1,7 +1,8 @@
 //! Layer 4: an unbounded lock-free MPMC FIFO of fixed-size segments, after the list flavor
 //! of crossbeam-channel (`src/flavors/list.rs`): slots claimed by a compare-and-swap on a
 //! head or tail counter, segments reclaimed by per-slot READ/DESTROY bits, plus a small pool
-//! so a steady stream reuses segments and a burst gives its memory back.
+//! so a steady stream reuses segments, and chunked segment memory so that a burst gives its
+//! memory back to the operating system.
 //!
 //! # Slot state (one byte per slot, kept apart from the values)
 //!
@@ -57,7 +58,9 @@
 //! on its own index word plus one RMW on the slot's state byte, as in crossbeam-channel.
 //!
 //! **Progress.** Pushers never wait, except for the few instructions between another
-//! pusher's claim of a last slot and its publication of the next segment. A popper that
+//! pusher's claim of a last slot and its publication of the next segment, and, when the
+//! pool is empty, for the arena's short lock while another pusher carves a segment (see
+//! "Where segment memory comes from"). A popper that
 //! claims a slot whose pusher is between claim and write waits for that write, as in
 //! crossbeam-channel: the queue is lock-free in its claims, not in that hand-off.
 //!
@@ -99,14 +102,52 @@
 //! recycled segment comes back only as a *new* lap's segment, published again by the
 //! Release stores of `tail.index` and `next`. A steady stream so cycles through
 //! two or three segments without calling the allocator, and after a burst all but
-//! `POOL_CAP` retired segments are freed at once. Dropping the queue drops the values left
+//! `POOL_CAP` retired segments are freed as they retire (their chunks unmapped as they
+//! empty: see "Where segment memory comes from"). Dropping the queue drops the values left
 //! between head and tail, then frees the chain and the pool.
 //!
 //! # Memory
 //!
-//! A segment is a `next` pointer, `SEGMENT_CAP` state bytes and `SEGMENT_CAP` values: for
-//! `u64` that is 8 + 63 + 1 (padding) + 504 = 576 bytes for 63 items, 9.14 bytes an item
-//! (9.40 in glibc's 592-byte chunk). With a state word beside each value it would be 16.
+//! A segment is a `next` pointer, `SEGMENT_CAP` state bytes, a byte that says where its
+//! memory came from (in what was padding) and `SEGMENT_CAP` values: for `u64` that is
+//! 8 + 63 + 1 + 504 = 576 bytes for 63 items, 9.14 bytes an item, which is what a segment
+//! carved from a chunk costs (one from glibc's `malloc` would take a 592-byte block, 9.40).
+//! With a state word beside each value it would be 16.
+//!
+//! # Where segment memory comes from, and when it goes back
+//!
+//! Freeing a segment with `free` would not be enough: glibc's `malloc` (and most
+//! allocators) keep small freed blocks for reuse, and can return them to the system only
+//! from the top of the heap. A drained burst of 10 million `u64`s would keep ~90 MiB
+//! resident for as long as anything lives above it. So each queue has an arena
+//! (`chunk.rs`):
+//!
+//! - The first segments, while at most `POOL_CAP + 2` of them (and at most 16 KiB, but
+//!   always one) are alive, come from the global allocator: a new queue, or one whose
+//!   backlog stays within a couple of segments, never makes a system call.
+//! - Past that, segments are carved in order from *chunks*: 256 KiB (more if one segment
+//!   needs it) of anonymous memory, `mmap`ed (or reused, below) and aligned to its size,
+//!   with a count of the segments not yet freed (those not yet carved included) at its start.
+//!   Freeing a chunk segment is one `fetch_sub` on that count; the thread that takes it to
+//!   zero `munmap`s the chunk at once, unless the process-wide cache of two empty chunks
+//!   has room: then the chunk waits there for any queue to carve it again. So memory goes
+//!   back to the system chunk by chunk as a burst drains, whatever the allocator does, but
+//!   for 512 KiB kept in the whole process, so that a queue that fills again, or a new
+//!   queue that replaces a dropped one, does not fault in fresh pages every time.
+//! - Carving is under a short lock: only pushers allocate, once per `SEGMENT_CAP` pushes
+//!   and only when the pool is empty, and the lock is held for an index bump, or once per
+//!   chunk for its `mmap`. Freeing takes no lock.
+//!
+//! A segment is freed when the pool is full at its retirement, or when the queue drops;
+//! the chain, the pool and spares held by pushers mid-push are the only ones alive. A
+//! drained queue so holds only the chunk being carved and the chunks of its few live
+//! segments (the tail's, the pool's): at most `POOL_CAP + 2` chunks, and after one burst
+//! one, since the pool then holds the burst's first (heap) segments. Of the chunk being
+//! carved only the pages its carved segments touched are resident. After 10 million
+//! `u64`s that is 224 KiB, plus the cache's 512 KiB. A steady stream cycles through pool
+//! segments and never reaches the arena. Off unix, and under Miri, chunks come from the
+//! global allocator (as one aligned block each, so Miri checks the same carving and
+//! counting); under loom every segment is a `Box`.
 //!
 //! # Orderings
 //!
@@ -121,6 +162,8 @@
 //! write-to-read causality chain that loom's memory model never lets go stale, so those
 //! rest on the argument written at each of them.
 
+#[cfg(not(loom))]
+mod chunk;
 #[cfg(test)]
 mod tests;
 
@@ -134,6 +177,20 @@ use crossbeam_utils::CachePadded;
 #[cfg(any(test, loom))]
 use crate::loom::Counter;
 use crate::loom::{AtomicPtr, AtomicU8, AtomicUsize, Backoff, Ordering::*, UnsafeCell};
+#[cfg(not(loom))]
+use chunk::{Arena, Source};
+
+/// Under loom every segment is a `Box` of its own (loom's atomics carry model state, so a
+/// segment cannot come zeroed out of a chunk): the arena is a stand-in.
+#[cfg(loom)]
+struct Arena<S>(PhantomData<S>);
+
+#[cfg(loom)]
+impl<S> Arena<S> {
+    const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
 
 /// The value is in the slot.
 const WRITE: u8 = 1;
@@ -188,6 +245,10 @@ struct Segment<T> {
     next: AtomicPtr<Segment<T>>,
     /// One state byte per slot (`WRITE | READ | DESTROY`).
     states: [AtomicU8; SEGMENT_CAP],
+    /// Where the segment's memory came from: written once by `alloc`, read by `free`. It
+    /// costs no space: it fills padding after the state bytes.
+    #[cfg(not(loom))]
+    source: Source,
     /// The values. Guarded by the claims: slot `i`'s cell has one writer, the pusher that
     /// claimed its position, before WRITE, and one reader, the popper that claimed it, after
     /// WRITE (acquired). Nothing else touches a cell except `Drop`, which has `&mut`.
@@ -195,26 +256,25 @@ struct Segment<T> {
 }
 
 impl<T> Segment<T> {
-    /// A fresh segment: `next` null, every state 0, every value uninitialised.
+    /// A fresh segment from `arena`: `next` null, every state 0, every value uninitialised.
     ///
-    /// Allocated zeroed in place, so a large `T` never passes through the stack. All-zero
-    /// bytes are a valid `Segment`: a null `AtomicPtr`, `AtomicU8`s of 0, and `MaybeUninit`
-    /// values (any bytes) inside `UnsafeCell`s.
+    /// Zeroed memory, so a large `T` never passes through the stack. All-zero bytes are a
+    /// valid `Segment`: a null `AtomicPtr`, `AtomicU8`s of 0, a `Source` of 0 (`Heap`), and
+    /// `MaybeUninit` values (any bytes) inside `UnsafeCell`s.
     #[cfg(not(loom))]
-    fn alloc() -> *mut Self {
-        let layout = std::alloc::Layout::new::<Self>();
-        // SAFETY: the layout is not zero-sized: a segment holds at least its `next` pointer.
-        let seg = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Self>();
-        if seg.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
+    fn alloc(arena: &Arena<Self>) -> *mut Self {
+        let (seg, source) = arena.alloc();
+        let seg = seg.as_ptr();
+        // SAFETY: fresh memory for one `Self`, ours alone; a write through a raw place
+        // makes no reference.
+        unsafe { ptr::addr_of_mut!((*seg).source).write(source) };
         seg
     }
 
     /// A fresh segment. loom's atomics and cells carry model state, so they are built, not
     /// zeroed; the segments of a model are tiny.
     #[cfg(loom)]
-    fn alloc() -> *mut Self {
+    fn alloc(_: &Arena<Self>) -> *mut Self {
         Box::into_raw(Box::new(Self {
             next: AtomicPtr::new(ptr::null_mut()),
             states: std::array::from_fn(|_| AtomicU8::new(0)),
@@ -225,11 +285,27 @@ impl<T> Segment<T> {
     /// Frees a segment. Its values are not dropped.
     ///
     /// # Safety
+    /// `seg` came from [`Segment::alloc`] with `arena`, is not freed yet, and no thread can
+    /// touch it again.
+    #[cfg(not(loom))]
+    unsafe fn free(arena: &Arena<Self>, seg: *mut Self) {
+        // SAFETY: [1] `alloc` wrote `source` before the segment was shared, and everything
+        // since happens before this free (the caller); [2] so `seg` came from
+        // `arena.alloc()` with this source, is not freed, and nobody touches it again.
+        unsafe {
+            let source = (*seg).source;
+            arena.free(ptr::NonNull::new_unchecked(seg), source);
+        }
+    }
+
+    /// Frees a segment. Its values are not dropped.
+    ///
+    /// # Safety
     /// `seg` came from [`Segment::alloc`], is not freed yet, and no thread can touch it again.
-    unsafe fn free(seg: *mut Self) {
-        // SAFETY: [1] `alloc` made `seg` with the global allocator and `Layout::new::<Self>()`
-        // (or as a `Box` under loom), which is the allocation a `Box<Self>` owns; [2] nobody
-        // else touches it again (the caller). `MaybeUninit` values have no drop glue.
+    #[cfg(loom)]
+    unsafe fn free(_: &Arena<Self>, seg: *mut Self) {
+        // SAFETY: [1] under loom `alloc` made `seg` as a `Box`; [2] nobody else touches it
+        // again (the caller). `MaybeUninit` values have no drop glue.
         drop(unsafe { Box::from_raw(seg) });
     }
 
@@ -275,6 +351,9 @@ pub struct SegQueue<T> {
     tail: CachePadded<Position<T>>,
     /// Retired segments, reset and ready for a new lap; null entries are empty.
     spare: CachePadded<[AtomicPtr<Segment<T>>; POOL_CAP]>,
+    /// Where segments come from and go back to (see the module docs). Touched only when the
+    /// pool is empty or full.
+    arena: Arena<Segment<T>>,
     /// Segments allocated and not yet freed (test statistics).
     #[cfg(any(test, loom))]
     alive: Counter,
@@ -295,11 +374,19 @@ unsafe impl<T: Send> Sync for SegQueue<T> {}
 impl<T> SegQueue<T> {
     /// An empty queue, with its first segment allocated.
     pub fn new() -> Self {
-        let first = Segment::alloc();
+        Self::with_arena(Arena::new())
+    }
+
+    /// An empty queue whose segments come from `arena` (tests give some queues an arena
+    /// with a chunk cache of their own).
+    fn with_arena(arena: Arena<Segment<T>>) -> Self {
+        // From the global allocator: a new queue makes no system call.
+        let first = Segment::alloc(&arena);
         Self {
             head: Position::new(first),
             tail: Position::new(first),
             spare: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
+            arena,
             #[cfg(any(test, loom))]
             alive: Counter::new(1),
             #[cfg(any(test, loom))]
@@ -651,7 +738,8 @@ impl<T> SegQueue<T> {
         unsafe { self.free_segment(seg) };
     }
 
-    /// A segment for a new lap: from the pool if it has one, else freshly allocated.
+    /// A segment for a new lap: from the pool if it has one, else freshly allocated from the
+    /// arena (see "Where segment memory comes from" in the module docs).
     fn take_segment(&self) -> *mut Segment<T> {
         for entry in self.spare.iter() {
             // Relaxed: only a hint, to skip the RMW on an empty entry.
@@ -668,7 +756,7 @@ impl<T> SegQueue<T> {
             self.alive.add(1);
             self.allocated.add(1);
         }
-        Segment::alloc()
+        Segment::alloc(&self.arena)
     }
 
     /// Frees a segment (counting it in tests).
@@ -678,8 +766,9 @@ impl<T> SegQueue<T> {
     unsafe fn free_segment(&self, seg: *mut Segment<T>) {
         #[cfg(any(test, loom))]
         self.alive.sub(1);
-        // SAFETY: the caller's contract is `Segment::free`'s.
-        unsafe { Segment::free(seg) };
+        // SAFETY: the caller's contract is `Segment::free`'s, and every segment of this queue
+        // comes from its arena.
+        unsafe { Segment::free(&self.arena, seg) };
     }
 }
 

@@ -1,11 +1,14 @@
 //! Unit tests of the segmented FIFO: order across segment boundaries, drops, zero-sized
-//! items, MPMC conservation and segment reuse. The counts shrink under Miri, where they
-//! also run: `cargo +nightly miri test --lib segqueue`.
+//! items, MPMC conservation, segment reuse, and where segment memory comes from (the
+//! global allocator for the first few, then chunks that are unmapped once empty). The
+//! counts shrink under Miri, where they also run (with tiny chunks from the global
+//! allocator): `cargo +nightly miri test --lib segqueue`.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 
+use super::chunk::{ChunkCache, CACHE_CHUNKS};
 use super::*;
 
 /// Enough items to cross many segment boundaries.
@@ -216,6 +219,7 @@ fn mpmc_every_item_once() {
     assert!(seen.iter().all(|s| s.load(Relaxed)));
     assert!(q.is_empty());
     assert!(q.segments_alive() <= POOL_CAP + 1);
+    assert_chunks_bounded(&q);
 }
 
 /// The retirement reaches a slot whose pusher has claimed it but not written it yet:
@@ -276,6 +280,7 @@ fn burst_gives_memory_back() {
             "round {round}: {} alive",
             q.segments_alive()
         );
+        assert_chunks_bounded(&q);
     }
 }
 
@@ -322,6 +327,8 @@ fn threaded_burst_gives_memory_back() {
     });
     assert_eq!(popped.load(Relaxed), 2 * PER);
     assert!(q.segments_alive() <= POOL_CAP + 1);
+    assert!(chunks_obtained(&q) > 0, "a burst of this size maps chunks");
+    assert_chunks_bounded(&q);
 }
 
 #[test]
@@ -329,4 +336,292 @@ fn debug_shows_len() {
     let q = SegQueue::new();
     q.push(1u8);
     assert_eq!(format!("{q:?}"), "SegQueue { len: 1, .. }");
+}
+
+// ---------------------------------------------------------------------------------------
+// Where segment memory comes from: `chunk.rs`.
+
+type Geometry<T> = Arena<Segment<T>>;
+
+/// An idle queue holds few chunks: each one is the chunk being carved, or holds a live
+/// chunk segment (the tail's, or one in the pool). Empty ones went to the cache or back to
+/// the system.
+fn assert_chunks_bounded<T>(q: &SegQueue<T>) {
+    let chunk_segments = q.segments_alive() - q.arena.heap_alive();
+    assert!(q.arena.heap_alive() <= Geometry::<T>::HEAP_SEGMENTS);
+    assert!(
+        q.arena.chunks_alive() <= chunk_segments + 1,
+        "{} chunks held for {chunk_segments} chunk segments",
+        q.arena.chunks_alive()
+    );
+    assert!(q.arena.chunks_alive() <= POOL_CAP + 2);
+}
+
+/// A queue whose empty chunks go to `cache` (a static of the calling test, so that tests
+/// running at the same time do not take each other's chunks).
+fn queue_with_cache<T>(cache: &'static ChunkCache) -> SegQueue<T> {
+    SegQueue::with_arena(Arena::with_cache(cache))
+}
+
+/// Chunks an arena ever got: mapped, or taken from the cache.
+fn chunks_obtained<T>(q: &SegQueue<T>) -> usize {
+    q.arena.chunks_mapped() + q.arena.chunks_reused()
+}
+
+/// `Segment` without its `source` byte, to show that the byte costs nothing.
+#[allow(dead_code)]
+struct BareSegment<T> {
+    next: AtomicPtr<BareSegment<T>>,
+    states: [AtomicU8; SEGMENT_CAP],
+    values: [UnsafeCell<MaybeUninit<T>>; SEGMENT_CAP],
+}
+
+#[test]
+fn segment_layout_and_chunk_geometry() {
+    use core::mem::size_of;
+    // The `source` byte fills padding, whatever the item's size and alignment.
+    assert_eq!(size_of::<Segment<u64>>(), 576);
+    assert_eq!(size_of::<Segment<u8>>(), size_of::<BareSegment<u8>>());
+    assert_eq!(size_of::<Segment<u16>>(), size_of::<BareSegment<u16>>());
+    assert_eq!(size_of::<Segment<u32>>(), size_of::<BareSegment<u32>>());
+    assert_eq!(size_of::<Segment<()>>(), size_of::<BareSegment<()>>());
+    assert_eq!(
+        size_of::<Segment<[u8; 3]>>(),
+        size_of::<BareSegment<[u8; 3]>>()
+    );
+    assert_eq!(size_of::<Segment<u128>>(), size_of::<BareSegment<u128>>());
+
+    fn check<T>(chunk: usize, per_chunk: usize, heap: usize) {
+        type G<T> = Geometry<T>;
+        assert!(G::<T>::CHUNK.is_power_of_two());
+        assert_eq!(G::<T>::CHUNK, chunk);
+        assert_eq!(G::<T>::PER_CHUNK, per_chunk);
+        assert_eq!(G::<T>::HEAP_SEGMENTS, heap);
+        // The segments and the header fit, and another segment would not.
+        let first = G::<T>::CHUNK - G::<T>::PER_CHUNK * size_of::<Segment<T>>();
+        assert!(first >= 8, "room for the header");
+        assert!(
+            first - 8 < size_of::<Segment<T>>(),
+            "room for no other segment"
+        );
+    }
+    if cfg!(miri) {
+        check::<u64>(4096, 7, POOL_CAP + 2);
+        check::<[u8; 1024]>(64 * 1024, 1, 1);
+    } else {
+        // 455 segments of 63 `u64`s: 28,665 items a chunk.
+        check::<u64>(256 * 1024, 455, POOL_CAP + 2);
+        check::<[u8; 1024]>(256 * 1024, 4, 1);
+    }
+    // A 2 MiB segment (just under): one per chunk, and only the first on the heap.
+    check::<[u8; 32 * 1024]>(2 << 20, 1, 1);
+}
+
+#[test]
+fn small_queue_never_maps() {
+    let q = SegQueue::new();
+    assert_eq!(q.arena.heap_alive(), 1, "the first segment is on the heap");
+    // A steady stream.
+    for i in 0..10 {
+        q.push(i);
+    }
+    for i in 10..N {
+        q.push(i);
+        assert_eq!(q.pop(), Some(i - 10));
+    }
+    while q.pop().is_some() {}
+    // Backlogs of up to three segments, again and again: at most four segments are ever
+    // alive (three in the chain and the one taken for the next lap, or the pool's).
+    const BACKLOG: usize = (Geometry::<usize>::HEAP_SEGMENTS - 1) * SEGMENT_CAP;
+    for _ in 0..if cfg!(miri) { 3 } else { 100 } {
+        for i in 0..BACKLOG {
+            q.push(i);
+        }
+        for i in 0..BACKLOG {
+            assert_eq!(q.pop(), Some(i));
+        }
+    }
+    assert_eq!(chunks_obtained(&q), 0);
+    assert_eq!(q.arena.heap_alive(), q.segments_alive());
+}
+
+/// Pushes enough for `chunks` chunks beyond the heap budget, then drains; returns how many
+/// chunks were alive at the fullest.
+fn burst(q: &SegQueue<usize>, chunks: usize) -> usize {
+    let segments = Geometry::<usize>::HEAP_SEGMENTS + chunks * Geometry::<usize>::PER_CHUNK;
+    let n = segments * SEGMENT_CAP;
+    for i in 0..n {
+        q.push(i);
+    }
+    let full = q.arena.chunks_alive();
+    assert!(full <= chunks_obtained(q));
+    assert!(q.arena.heap_alive() <= Geometry::<usize>::HEAP_SEGMENTS);
+    for i in 0..n {
+        assert_eq!(q.pop(), Some(i));
+    }
+    assert_eq!(q.pop(), None);
+    full
+}
+
+#[test]
+fn burst_unmaps_its_chunks() {
+    let q = SegQueue::new();
+    let full = burst(&q, 3);
+    assert!(full >= 3, "{full} chunks for three chunks' worth");
+    assert_eq!(chunks_obtained(&q), full, "nothing given up while full");
+    // Drained: the pool kept the first segments retired (the heap's), and the tail's
+    // segment is in the last chunk, the one being carved. Every other chunk is cached or
+    // unmapped.
+    assert!(q.segments_alive() <= POOL_CAP + 1);
+    assert!(
+        q.arena.chunks_alive() <= 1,
+        "{} chunks still held after the drain",
+        q.arena.chunks_alive()
+    );
+    assert_chunks_bounded(&q);
+}
+
+#[test]
+fn second_burst_maps_anew_and_unmaps_again() {
+    let q = SegQueue::new();
+    burst(&q, 2);
+    let mapped = chunks_obtained(&q);
+    for round in 0..if cfg!(miri) { 1 } else { 3 } {
+        let full = burst(&q, 2);
+        assert!(full >= 2, "round {round}: {full} chunks at the fullest");
+        // The partly carved chunk is carved on before another one is taken: each round
+        // takes about two chunks, never the whole burst's worth plus one.
+        let now = chunks_obtained(&q);
+        assert!(
+            now > mapped && now - mapped <= 3 * (round + 1),
+            "round {round}"
+        );
+        assert_chunks_bounded(&q);
+    }
+}
+
+#[test]
+fn repeated_bursts_reuse_cached_chunks() {
+    static CACHE: ChunkCache = ChunkCache::new();
+    // Bursts of half a chunk past the heap budget: the chunk being carved runs out every
+    // other burst, and the ones emptied before it are carved again instead of new mappings.
+    // Under Miri, whose chunks hold 7 segments, the pool's pinning weighs more and reuse
+    // starts late: only the bounds are checked there (the reuse path itself runs in
+    // `a_dropped_queue_leaves_chunks_for_the_next`).
+    let q = queue_with_cache(&CACHE);
+    let n = (Geometry::<usize>::HEAP_SEGMENTS + Geometry::<usize>::PER_CHUNK / 2) * SEGMENT_CAP;
+    const ROUNDS: usize = if cfg!(miri) { 4 } else { 20 };
+    let mut mapped = Vec::new();
+    for round in 0..ROUNDS {
+        for i in 0..n {
+            q.push(round * n + i);
+        }
+        for i in 0..n {
+            assert_eq!(q.pop(), Some(round * n + i), "round {round}");
+        }
+        assert_chunks_bounded(&q);
+        assert!(CACHE.len() <= CACHE_CHUNKS);
+        mapped.push(q.arena.chunks_mapped());
+    }
+    if !cfg!(miri) {
+        let warm = mapped[ROUNDS / 2 - 1];
+        assert!(warm <= 3, "{mapped:?}");
+        assert_eq!(
+            warm,
+            mapped[ROUNDS - 1],
+            "no new mappings once warm: {mapped:?}"
+        );
+        assert!(q.arena.chunks_reused() > 0);
+    }
+    drop(q);
+    CACHE.clear();
+}
+
+#[test]
+fn a_dropped_queue_leaves_chunks_for_the_next() {
+    static CACHE: ChunkCache = ChunkCache::new();
+    let q = queue_with_cache(&CACHE);
+    burst(&q, 3);
+    drop(q);
+    // The drain and the drop gave up three chunks or more: the cache keeps two.
+    assert_eq!(CACHE.len(), CACHE_CHUNKS);
+    let q = queue_with_cache(&CACHE);
+    let full = burst(&q, 3);
+    assert_eq!(q.arena.chunks_reused(), CACHE_CHUNKS);
+    assert_eq!(q.arena.chunks_mapped() + CACHE_CHUNKS, chunks_obtained(&q));
+    assert!(full >= 3);
+    drop(q);
+    assert_eq!(CACHE.len(), CACHE_CHUNKS);
+    CACHE.clear();
+    assert_eq!(CACHE.len(), 0);
+}
+
+#[test]
+fn big_chunks_are_never_cached() {
+    static CACHE: ChunkCache = ChunkCache::new();
+    // Segments of 4,200-byte items take chunks bigger than the cached size, one segment
+    // each.
+    type Big = [u8; 4200];
+    const { assert!(Geometry::<Big>::CHUNK > 256 * 1024) };
+    let q = queue_with_cache(&CACHE);
+    for round in 0..2 {
+        for i in 0..4 * SEGMENT_CAP {
+            q.push([i as u8; 4200]);
+        }
+        for i in 0..4 * SEGMENT_CAP {
+            assert_eq!(q.pop().unwrap()[4199], i as u8, "round {round}");
+        }
+        assert_eq!(CACHE.len(), 0);
+        assert_chunks_bounded(&q);
+    }
+    assert_eq!(q.arena.chunks_reused(), 0);
+    assert!(q.arena.chunks_mapped() >= 4);
+}
+
+#[test]
+fn drop_unmaps_every_chunk() {
+    // Dropped full, half drained, and with the carved chunk exactly used up or not: the
+    // arena's drop asserts that every chunk is unmapped and every heap segment freed (and
+    // Miri that nothing leaked). Items with drop glue, so that `Drop` walks every chunk.
+    let per = Geometry::<Item>::PER_CHUNK;
+    let heap = Geometry::<Item>::HEAP_SEGMENTS;
+    for segments in [heap + 1, heap + per, heap + per + 1, heap + 2 * per + 3] {
+        let n = segments * SEGMENT_CAP;
+        // (Drained is `drop_empty_and_after_drain`'s case too; Miri skips it here.)
+        let cuts = if cfg!(miri) {
+            &[0, n / 2][..]
+        } else {
+            &[0, n / 2, n][..]
+        };
+        for &popped in cuts {
+            let drops = drop_counters(n);
+            let q = SegQueue::new();
+            for id in 0..n {
+                q.push(Item::new(id, &drops));
+            }
+            assert!(chunks_obtained(&q) >= 1);
+            for _ in 0..popped {
+                q.pop().unwrap();
+            }
+            drop(q);
+            assert!(drops.iter().all(|d| d.load(Relaxed) == 1));
+        }
+    }
+}
+
+#[test]
+fn large_segments_get_chunks_of_their_own() {
+    const ITEMS: usize = 5 * SEGMENT_CAP;
+    let q = SegQueue::new();
+    for i in 0..ITEMS {
+        q.push([i as u8; 1024]);
+    }
+    // One heap segment (the first), the rest carved, a few per chunk or one each.
+    assert_eq!(q.arena.heap_alive(), 1);
+    let per = Geometry::<[u8; 1024]>::PER_CHUNK;
+    assert!(q.arena.chunks_alive() >= q.segments_alive().saturating_sub(1).div_ceil(per));
+    for i in 0..ITEMS {
+        assert_eq!(q.pop().unwrap()[1023], i as u8);
+    }
+    assert_chunks_bounded(&q);
 }
