@@ -249,9 +249,8 @@ impl WaitList {
         let Some(head) = self.head else { return };
         // SAFETY: the head is linked in this list, which we hold locked.
         unsafe {
-            let node = head.as_ref();
-            self.remove(node);
-            Self::complete(node, state, wakes);
+            self.remove(head.as_ref());
+            Self::complete(head, state, wakes);
         }
     }
 
@@ -277,16 +276,25 @@ impl WaitList {
 
     /// Publishes `state` to an unlinked node and takes its `Notify`.
     ///
+    /// The node is passed as a pointer, not a reference: its owner may free it as soon as
+    /// it sees the store, while this function has not returned yet, and a reference
+    /// argument would still be protected then (deallocating it is undefined behaviour
+    /// under Stacked Borrows; Miri reports it). The store goes through a reference to the
+    /// atomic alone, made here.
+    ///
     /// # Safety
     /// The node was just unlinked from this list under the lock still held.
-    pub(crate) unsafe fn complete(node: &Waiter, state: u8, wakes: &mut WakeList) {
-        // SAFETY: the caller holds the lock that guards the node.
-        if let Some(notify) = unsafe { node.with_locked(|l| l.notify.take()) } {
+    unsafe fn complete(node: NonNull<Waiter>, state: u8, wakes: &mut WakeList) {
+        // SAFETY: the caller holds the lock that guards the node, which is alive until the
+        // store below.
+        if let Some(notify) = unsafe { node.as_ref().with_locked(|l| l.notify.take()) } {
             wakes.push(notify);
         }
+        // SAFETY: alive until this store (the owner frees it only after seeing it).
+        let state_word: &AtomicU8 = unsafe { &(*node.as_ptr()).state };
         // Release: publishes what the waker did for this node (permits handed over, the
         // `notify` taken) to the waiter's `Acquire` load in `Waiter::state`.
-        node.state.store(state, Release);
+        state_word.store(state, Release);
     }
 }
 
