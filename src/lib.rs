@@ -38,8 +38,9 @@
 //!    threads side by side.
 //! 3. `semaphore`: the atomic state word with a lock-free fast path over that queue.
 //! 4. `segqueue`: the segmented lock-free MPMC FIFO of items.
-//! 5. `queue` and `channel`: the FIFO queue (the FIFO of 4 plus two semaphores of 3 for
-//!    free places and ready items) and sender/receiver handles over it.
+//! 5. `queue` and `channel`: the FIFO queue (the FIFO of 4, whose indices count the
+//!    items, plus the receivers' waiting line and, when bounded, a semaphore of free places,
+//!    both of 3) and sender/receiver handles over it.
 //!
 //! # When std's primitives are better
 //!

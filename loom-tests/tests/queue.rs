@@ -101,7 +101,7 @@ fn bounded_send_recv_across_segment() {
 }
 
 /// Model Q1b: the same stream through an unbounded queue, an async producer and a
-/// blocking consumer that parks on `ready` whenever it runs ahead.
+/// blocking consumer that parks in the receivers' line whenever it runs ahead.
 #[test]
 fn unbounded_send_recv_across_segment() {
     model("unbounded_send_recv_across_segment", || {
@@ -200,9 +200,9 @@ fn close_vs_send_vs_recv_unbounded() {
     });
 }
 
-/// Model Q3: a `recv` future polled once on an empty queue (queued on `ready`), then a
-/// send on another thread while this thread drops the future. If the send's `ready`
-/// permit was handed to the future just before the drop, the cancel passes it on and the
+/// Model Q3: a `recv` future polled once on an empty queue (queued in the receivers'
+/// line), then a send on another thread while this thread drops the future. If the send's
+/// grant was handed to the future just before the drop, the cancel passes it on and the
 /// item stays queued: `try_recv` gets it afterwards. Nothing lost, nothing doubled.
 #[test]
 fn cancelled_recv_vs_send() {
@@ -292,8 +292,8 @@ fn bounded_one_back_pressure() {
 }
 
 /// Model Q5: close while a blocking and an async receiver wait (or are about to wait) on an
-/// empty queue: the close finds every slot home and closes `ready`, and both receivers get
-/// `RecvError` without hanging.
+/// empty queue: the close finds no permit out and closes the receivers' line, and both
+/// receivers get `RecvError` without hanging.
 #[test]
 fn close_wakes_waiting_receivers() {
     model("close_wakes_waiting_receivers", || {
@@ -317,8 +317,8 @@ fn close_wakes_waiting_receivers() {
 
 /// Model Q5b: close races a send while a receiver waits: the receiver gets the item or
 /// `RecvError`. The send succeeds exactly when the receiver gets the item: an item whose
-/// sender holds a slot (between its slot and its push, or pushed) keeps `ready` open, so
-/// the receiver is never told "drained" while it is on its way.
+/// sender has pushed it is in the FIFO before the close's bit, and a sender that had not
+/// pushed yet fails, so the receiver is never told "drained" while an item is on its way.
 #[test]
 fn close_vs_in_flight_send() {
     model("close_vs_in_flight_send", || {
@@ -347,7 +347,7 @@ fn close_vs_in_flight_send() {
     });
 }
 
-/// Model Q5c: the same race with an async receiver polled once first (queued on `ready`
+/// Model Q5c: the same race with an async receiver polled once first (queued in the receivers' line
 /// before anything happens), and the item's fate checked by a final `try_recv` too: an
 /// `Ok`-sent item is received exactly once, by the receiver.
 #[test]
@@ -383,10 +383,9 @@ fn close_vs_in_flight_send_queued_receiver() {
 /// Model Q6: a `send` future queued on a full queue of one place is granted the place by
 /// a receiver's take, the queue is closed, and then the future is dropped unpolled. Its
 /// item was never sent, so the queue is closed and drained and the receiver must get
-/// `RecvError`. The dropped future's release of the granted slot is the one that brings
-/// the last slot home: its report reaches the queue through `SemRef::released`, which
-/// closes `ready`. (Before that hook the report was thrown away and the receiver hung: loom
-/// found it as a deadlock.) The same holds for a dropped `reserve()` future.
+/// `RecvError`, and the dropped future's slot must come back (the final `assert_quiet`).
+/// (In the two-semaphore design this was a lost report and a hang, which loom found as a
+/// deadlock.) The same holds for a dropped `reserve()` future.
 #[test]
 fn cancelled_granted_send_vs_close() {
     model("cancelled_granted_send_vs_close", || {

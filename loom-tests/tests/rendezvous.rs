@@ -1,13 +1,14 @@
 //! loom models of the rendezvous queue, `Queue::bounded(0)` (`src/queue/mod.rs`,
-//! "Rendezvous"): every receive lends a place (one `slots` permit) before it waits on
-//! `ready`, takes spend the offer, and a receive that ends without an item withdraws it,
-//! or, if a sender took it, counts the item on its way as `surplus` for the next receive.
-//! A closed rendezvous is drained when every offer is a free permit again.
+//! "Rendezvous"): every receive lends a place (one `slots` permit) before it takes (or
+//! waits in the receivers' line), takes spend the offer, and a receive that ends without
+//! an item withdraws it, or, if a sender took it, counts the item on its way as `surplus`
+//! for the next receive. A closed rendezvous is drained like any queue: closed, no permit
+//! out, nothing inside.
 //!
 //! Each model checks exactly-once delivery, that a send completes only after its item
 //! was handed to the receivers, and the final state: nothing inside, no place free
 //! (`is_full`, `try_send` refused), so no later send can complete without a receiver.
-//! A lost offer or a `ready` that never closes is a loom deadlock.
+//! A lost offer or a receivers' line that never closes is a loom deadlock.
 
 #![cfg(loom)]
 

@@ -26,7 +26,7 @@
 //!
 //! Every model checks the outcome (exactly-once delivery, the error kinds) and the final
 //! state (`len`, `is_full`, `try_recv`, `try_reserve`). A lost wake, a slot that never
-//! comes home or a `ready` that never closes shows up as a loom deadlock.
+//! comes home or a receivers' line that never closes shows up as a loom deadlock.
 //!
 //! One rule of shape, from loom 0.7: a thread that joins another never makes a blocking
 //! (parking) wait before it. The semaphore may unpark a waiter after the waiter has seen
@@ -173,7 +173,7 @@ fn reserve_vs_close(q: Queue<usize>, how: How, then: Then) {
             }
             let permit = match reserved {
                 // Nothing changed: the failed reserve holds no place (the receiver's
-                // `RecvError` below shows `ready` closed).
+                // `RecvError` below shows the line closed).
                 Err(Closed) => return false,
                 Ok(permit) => permit,
             };
@@ -264,7 +264,7 @@ fn unbounded_reserve_blocking_vs_close_then_drop() {
 /// Model P2 (the body): a permit (the only place of a queue of one, or one of an unbounded
 /// queue) is dropped (main thread) racing a close, while a blocking receiver waits on the
 /// empty queue. Whichever of the drop's release and the close comes second sees every slot
-/// home and closes `ready`: the receiver ends with `RecvError` (a lost report is a loom
+/// home and closes the receivers' line: the receiver ends with `RecvError` (a lost report is a loom
 /// deadlock), and the queue is drained.
 fn permit_drop_vs_close_waiting_receiver(q: Queue<usize>) {
     let bounded = q.capacity().is_some();
@@ -304,10 +304,10 @@ fn permit_drop_vs_close_waiting_receiver_unbounded() {
 }
 
 /// Model P2c: a queue of two places; the main thread holds one permit, and an async
-/// receiver is queued on `ready` (first poll `Pending`). A second thread takes the other
-/// place with `try_reserve` (or finds the queue closed) and drops it, a third closes, and
+/// receiver is queued in the receivers' line (first poll `Pending`). A second thread takes
+/// the other place with `try_reserve` (or finds the queue closed) and drops it, a third closes, and
 /// the main thread drops its permit and awaits the receiver. Whichever of the two drops
-/// and the close comes last brings the last slot home and closes `ready`: the queued
+/// and the close comes last brings the last slot home and closes the receivers' line: the queued
 /// receiver ends with `RecvError`.
 #[test]
 fn two_permit_drops_vs_close_queued_receiver() {
@@ -414,7 +414,7 @@ fn reserve_poll_once_then_drop(q: &Queue<usize>, pending: &StdAtomicUsize) {
 /// polls a `reserve()` future once and drops it, a closer thread closes, and the main
 /// thread drops its permit (its place may be handed straight to the queued future) and
 /// awaits a receive. A place granted to the cancelled future goes back with a report, so
-/// whichever release or close comes last closes `ready`: the receiver gets `RecvError`
+/// whichever release or close comes last closes the receivers' line: the receiver gets `RecvError`
 /// and the queue reports closed and drained, its place home. The model also checks that
 /// loom ran the poll-`Pending`-then-drop case.
 #[test]

@@ -22,7 +22,8 @@
 //! is there for you". A fresh receive pops only while nobody is in line and the items
 //! inside outnumber the grants not yet used (`granted`), so it does not take an item
 //! promised to a waiting receiver; a granted receiver pops regardless, and lines up again
-//! (at the back) in the rare case that a racing fresh receive took its item. Two sides, each a store then a load, so both use `SeqCst`:
+//! (at the back) in the rare case that a racing fresh receive took its item. Two sides,
+//! each a store then a load, so both use `SeqCst`:
 //!
 //! - a sender claims its slot (a `SeqCst` compare-and-swap of the FIFO's tail), writes the
 //!   item, then loads the line word (`SeqCst`): if someone waits, it grants the head.
@@ -391,11 +392,7 @@ impl<T> Queue<T> {
         loop {
             let granted = RawAcquire::new(InLine(self, seen), 1).await.is_ok();
             seen = Some(self.items.tail_position());
-            let got = self.look();
-            if granted {
-                self.grant_used();
-            }
-            match got {
+            match self.look_after_wait(granted) {
                 Ok(item) => return Ok(item),
                 Err(TryRecvError::Closed) => return Err(RecvError),
                 // Closed, and a reserve is between its count and its look at the bit.
@@ -515,11 +512,7 @@ impl<T> Queue<T> {
                 return Err(RecvTimeoutError::Timeout);
             }
             seen = Some(self.items.tail_position());
-            let got = self.look();
-            if waited.is_ok() {
-                self.grant_used();
-            }
-            match got {
+            match self.look_after_wait(waited.is_ok()) {
                 Ok(item) => return Ok(item),
                 Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
                 // As in `take_or_wait`.
@@ -564,6 +557,17 @@ impl<T> Queue<T> {
         if !self.rx.line.grant_head() {
             self.rx.granted.fetch_sub(1, Relaxed);
         }
+    }
+
+    /// After a wait in line (granted, or woken by a close): looks at the FIFO, then uses
+    /// the grant if there was one.
+    #[inline]
+    fn look_after_wait(&self, granted: bool) -> Result<T, TryRecvError> {
+        let got = self.look();
+        if granted {
+            self.grant_used();
+        }
+        got
     }
 
     /// A granted receiver has looked at the FIFO: its grant is used.
@@ -742,11 +746,7 @@ impl<T> Queue<T> {
                         return Poll::Pending;
                     };
                     let seen = Some(self.items.tail_position());
-                    let got = self.look();
-                    if waited.is_ok() {
-                        self.grant_used();
-                    }
-                    match got {
+                    match self.look_after_wait(waited.is_ok()) {
                         Ok(item) => return Poll::Ready(Ok(item)),
                         Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError)),
                         Err(TryRecvError::Empty) => {
