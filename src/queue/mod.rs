@@ -799,6 +799,8 @@ impl<T> QueueRef for &Queue<T> {
 }
 
 impl<Q: QueueRef> SemRef for InLine<Q> {
+    const LOOKS_AGAIN: bool = true;
+
     #[inline]
     fn raw(&self) -> &RawSemaphore {
         &self.0.queue().rx.line

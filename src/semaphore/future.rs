@@ -9,11 +9,14 @@ use super::raw::RawSemaphore;
 use super::{AsSemaphore, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use crate::error::Closed;
 use crate::loom::Arc;
-use crate::wait::{Waiter, WAITING};
+use crate::wait::Waiter;
 
 /// A handle that reaches a semaphore's engine.
 pub(crate) trait SemRef {
     fn raw(&self) -> &RawSemaphore;
+
+    /// Whether [`queued`](Self::queued) does anything (it may grant the wait that runs it).
+    const LOOKS_AGAIN: bool = false;
 
     /// Runs once, right after the acquire joined the waiter queue (the queue layer looks
     /// again for an item there, see `Queue`'s module docs).
@@ -99,14 +102,13 @@ impl<R: SemRef> Future for RawAcquire<R> {
             .as_ref()
             .expect("acquire future polled after completion");
         let was_queued = this.queued;
-        let mut poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
-        if poll.is_pending() && !was_queued && this.queued {
+        let raw = sem.raw();
+        let mut poll = raw.poll_acquire(waiter, &mut this.queued, this.n, R::LOOKS_AGAIN, cx);
+        if R::LOOKS_AGAIN && poll.is_pending() && !was_queued && this.queued {
             sem.queued();
-            // The hook may have granted this very wait: take it now rather than after a
-            // wake-up round trip.
-            if waiter.state() != WAITING {
-                poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
-            }
+            // The node joined without a waker, so a grant of this very wait by the hook
+            // woke nobody: this poll takes that grant, or stores the waker.
+            poll = raw.poll_acquire(waiter, &mut this.queued, this.n, false, cx);
         }
         match poll {
             Poll::Pending => Poll::Pending,

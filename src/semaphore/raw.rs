@@ -325,7 +325,7 @@ impl RawSemaphore {
     /// The slow path of an acquire: under the lock, take what is free or queue `waiter`.
     /// `notify` is made before the lock is taken: a `Waker::clone` may run user code, and
     /// if it panics nothing has changed yet.
-    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: Notify) -> Enqueued {
+    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: Option<Notify>) -> Enqueued {
         let mut list = self.waiters.lock();
         // Relaxed: a first guess for the CAS; `C` and `W` are decided under this lock or
         // rechecked by the CAS.
@@ -403,11 +403,18 @@ impl RawSemaphore {
 
     /// Polls an acquire of `n` permits whose node is `waiter`; `queued` tracks whether the
     /// node was linked. Returns `Ready(Ok)` when the permits are the caller's.
+    ///
+    /// With `waker_later`, a node that joins the queue here is linked without the task's
+    /// waker, and the caller polls once more (which stores it) before returning `Pending`:
+    /// so a grant made in between, by the caller's own hook, does not wake the task that
+    /// is running it (a waker woken while its task runs reschedules that task as if it
+    /// had yielded, which on a work-stealing executor hands it to another worker).
     pub(crate) fn poll_acquire(
         &self,
         waiter: Pin<&Waiter>,
         queued: &mut bool,
         n: u32,
+        waker_later: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
         if !*queued {
@@ -419,7 +426,8 @@ impl RawSemaphore {
             if n == 0 {
                 return Poll::Ready(Ok(()));
             }
-            return match self.enqueue(waiter, n, Notify::Task(cx.waker().clone())) {
+            let notify = (!waker_later).then(|| Notify::Task(cx.waker().clone()));
+            return match self.enqueue(waiter, n, notify) {
                 Enqueued::Granted => Poll::Ready(Ok(())),
                 Enqueued::Closed => Poll::Ready(Err(Closed)),
                 Enqueued::Queued => {
@@ -521,7 +529,7 @@ impl RawSemaphore {
         }
         let waiter = core::pin::pin!(Waiter::new());
         let waiter = waiter.into_ref();
-        match self.enqueue(waiter, n, Notify::thread()) {
+        match self.enqueue(waiter, n, Some(Notify::thread())) {
             Enqueued::Granted => return Ok(()),
             Enqueued::Closed => return Err(AcquireTimeoutError::Closed),
             Enqueued::Queued => queued(),

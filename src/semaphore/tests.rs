@@ -275,3 +275,66 @@ fn no_waiter_is_granted_once_closed() {
     sem.raw.close();
     assert!(matches!(poll(&mut fut, &w), Poll::Ready(Err(Closed))));
 }
+
+/// A handle whose hook grants the head of the queue it has just joined (as the queue
+/// layer's look after joining the line does when it finds an item), if `grant` says so.
+struct GrantsItself<'a> {
+    raw: &'a crate::semaphore::raw::RawSemaphore,
+    grant: bool,
+}
+
+impl crate::semaphore::future::SemRef for GrantsItself<'_> {
+    const LOOKS_AGAIN: bool = true;
+
+    fn raw(&self) -> &crate::semaphore::raw::RawSemaphore {
+        self.raw
+    }
+
+    fn queued(&self) {
+        if self.grant {
+            assert!(self.raw.grant_head());
+        }
+    }
+}
+
+#[test]
+fn a_wait_granted_by_its_own_hook_completes_without_waking_its_task() {
+    use crate::semaphore::future::RawAcquire;
+    let raw = crate::semaphore::raw::RawSemaphore::new(0);
+    let (count, w) = waker();
+    let mut fut = Box::pin(RawAcquire::new(
+        GrantsItself {
+            raw: &raw,
+            grant: true,
+        },
+        1,
+    ));
+    assert!(matches!(
+        fut.as_mut().poll(&mut Context::from_waker(&w)),
+        Poll::Ready(Ok(_))
+    ));
+    // A wake of the running task would make a work-stealing executor treat it as yielded.
+    assert_eq!(count.0.load(SeqCst), 0);
+    assert!(!raw.has_waiters());
+}
+
+#[test]
+fn a_wait_its_hook_does_not_grant_stores_its_waker_before_pending() {
+    use crate::semaphore::future::RawAcquire;
+    let raw = crate::semaphore::raw::RawSemaphore::new(0);
+    let (count, w) = waker();
+    let mut fut = Box::pin(RawAcquire::new(
+        GrantsItself {
+            raw: &raw,
+            grant: false,
+        },
+        1,
+    ));
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+    assert!(raw.grant_head());
+    assert_eq!(count.0.load(SeqCst), 1, "the grant woke the stored waker");
+    assert!(matches!(
+        fut.as_mut().poll(&mut Context::from_waker(&w)),
+        Poll::Ready(Ok(_))
+    ));
+}
