@@ -1,7 +1,7 @@
 //! loom models of the segmented FIFO of `src/segqueue/`: pushes and pops across a segment
-//! boundary, the retirement of a segment racing a slow popper (the READ/DESTROY hand-off)
-//! while a pusher takes segments from the pool, freeing past a full pool, a stream that
-//! reuses segments, DESTROY racing a slow pusher's WRITE, two poppers and `len` across
+//! boundary, the retirement of a segment racing a slow popper (the segment is set aside
+//! and recycled later) while a pusher takes segments from the pool, freeing past a full
+//! pool, a stream that reuses segments, a retirement before a slow pusher's WRITE, two poppers and `len` across
 //! the head's move to the next segment, and `len` under concurrent change. Under loom a segment has 2 slots, so three items already cross a
 //! boundary.
 //!
@@ -130,7 +130,8 @@ fn push_pop_across_boundary() {
 /// The race of models 2 and 3. The queue holds exactly items `first` and `first + 1`,
 /// which fill one segment. Two poppers race on them while a pusher pushes `pushes` more.
 /// Whichever popper takes the last slot retires the segment; if the other is still reading
-/// its slot, the retirement passes to it through DESTROY. Then the rest is drained in order.
+/// its slot, the segment is set aside and recycled by a later retirement (or freed by the
+/// drop). Then the rest is drained in order.
 fn two_poppers_and_a_pusher(
     q: &Arc<SegQueue<Item>>,
     drops: &Arc<Drops>,
@@ -243,19 +244,19 @@ fn stream_reuses_segments() {
     });
 }
 
-/// 5. DESTROY before WRITE: a slow pusher claims slot 0 of the first segment; another
+/// 5. Retirement before WRITE: a slow pusher claims slot 0 of the first segment; another
 ///    fills slot 1 and then pops, claiming slot 0, so it waits for the slow pusher; a third
-///    thread pops slot 1, the last, and retires the segment while slot 0 is unread: DESTROY
-///    lands on slot 0 before its WRITE. The WRITE must not wipe it, or the segment leaks
-///    (the queue's drop checks that none did).
+///    thread pops slot 1, the last, and retires the segment while slot 0 is unread: the
+///    segment is set aside, and must be neither recycled under the waiting popper (a loom
+///    causality error on the value cell) nor lost (the queue's drop checks that none was).
 ///
 ///    The third thread pops only after the second has pushed (the `pushed` flag). Without
 ///    that loom never runs its pop late enough: loom 0.7's DPOR remembers only the last
 ///    access to an atomic, so a pusher's load-then-CAS of the tail hides that CAS's race
 ///    with an earlier load by the popper, and the popper's pop is never moved after it.
 #[test]
-fn destroy_before_write() {
-    model("destroy_before_write", || {
+fn retire_before_write() {
+    model("retire_before_write", || {
         let drops = Drops::new(2);
         let q = Arc::new(SegQueue::new());
         let pushed = Arc::new(AtomicBool::new(false));

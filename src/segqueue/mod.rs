@@ -1,24 +1,26 @@
 //! Layer 4: an unbounded lock-free MPMC FIFO of fixed-size segments, after the list flavor
 //! of crossbeam-channel (`src/flavors/list.rs`): slots claimed by a compare-and-swap on a
-//! head or tail counter, segments reclaimed by per-slot READ/DESTROY bits, plus a small pool
-//! so a steady stream reuses segments, and chunked segment memory so that a burst gives its
+//! head or tail counter; segments reclaimed by per-slot READ bits that are plain stores (a
+//! segment with a popper still at work is set aside and checked again later); a small pool
+//! so a steady stream reuses segments; and chunked segment memory so that a burst gives its
 //! memory back to the operating system.
 //!
 //! # Slot state (one byte per slot, kept apart from the values)
 //!
 //! ```text
-//!   7           3   2   1   0
-//! +---------------+---+---+---+
-//! |    unused     | D | R | W |
-//! +---------------+---+---+---+
-//! W = WRITE    the value is in the slot. Set once, by the slot's pusher, with Release.
-//! R = READ     the value has been moved out. Set once, by the slot's popper (not for the
-//!              last slot of a segment: its popper retires the segment instead).
-//! D = DESTROY  the segment is being retired and this slot's popper has not finished:
-//!              that popper must carry the retirement on. Set by the retiring thread.
+//!   7               2   1   0
+//! +-------------------+---+---+
+//! |      unused       | R | W |
+//! +-------------------+---+---+
+//! W = WRITE    the value is in the slot. Stored once, by the slot's pusher, with Release.
+//! R = READ     the value has been moved out. Stored once, by the slot's popper, with
+//!              Release (not for the last slot of a segment: its popper retires the
+//!              segment instead).
 //! ```
 //!
-//! All three start at 0 and are cleared only when the whole segment is recycled.
+//! Both start at 0 and are cleared only when the whole segment is recycled. Each byte has
+//! one writer at a time (its pusher, then, after acquiring W, its popper) and the retiring
+//! thread only reads it, so both marks are plain stores: no read-modify-write on a slot.
 //!
 //! # Index words (`head.index`, `tail.index`)
 //!
@@ -44,7 +46,7 @@
 //! **Push.** Load `tail.index`, then `tail.segment`. Claim the slot at the tail by a
 //! compare-and-swap of `tail.index` from the loaded position to the next one: the one
 //! atomic read-modify-write of the claim on the fast path. The winner writes the value
-//! and sets WRITE (a `fetch_or` on its state byte). The
+//! and stores WRITE in its state byte. The
 //! pusher that claims a segment's last slot has already taken the next segment (from the
 //! pool, else the allocator) before its claim, so right after winning it publishes it:
 //! `tail.segment`, then `tail.index` to the next lap, then the old segment's `next`.
@@ -54,8 +56,8 @@
 //! of `head.index`, setting MARK if the tail is already in a later lap. The winner of the
 //! last slot waits for `next`, then moves `head.segment` and `head.index` onto it. The popper
 //! then waits for WRITE (the pusher may have claimed the slot but not written it yet), moves
-//! the value out, and marks the slot READ (a `fetch_or`). So each side costs one claim RMW
-//! on its own index word plus one RMW on the slot's state byte, as in crossbeam-channel.
+//! the value out, and stores READ. So each side costs one read-modify-write, its claim on
+//! its own index word; crossbeam-channel adds a second, a `fetch_or` on the slot's state.
 //!
 //! **Progress.** Pushers never wait, except for the few instructions between another
 //! pusher's claim of a last slot and its publication of the next segment, and, when the
@@ -78,27 +80,31 @@
 //! Every access to segment `S` by a thread that did claim in it comes before a point that
 //! the retiring thread observes:
 //!
-//! 1. A pusher's last access is its `fetch_or(WRITE)` (the last-slot pusher links `next`
-//!    before that). Its slot's popper acquires WRITE before it reads, so the pusher's
-//!    accesses happen before the popper's.
-//! 2. A popper of slot `i < SEGMENT_CAP - 1` does nothing to `S` after its
-//!    `fetch_or(READ)`, unless that returns DESTROY, in which case it is now the retiring
-//!    thread.
-//! 3. The popper of the last slot retires `S` (`retire(S, 0)`), so by then every slot of `S`
-//!    has been claimed by a popper, and no new claim in `S` is possible. It walks slots `0..`:
-//!    a slot with READ (loaded with Acquire) is finished, by 1 and 2 all its accesses
-//!    happen before the retirement; for a slot without READ it sets DESTROY with
-//!    `fetch_or`. If READ was still clear, that popper is still at work and will see
-//!    DESTROY in its own `fetch_or(READ)`: the retirement passes to it, and it resumes the
-//!    walk at the next slot. Both sides use an RMW on the same byte, so exactly one of
-//!    them sees the other's bit, and the walk is carried on by exactly one thread.
-//! 4. When the walk reaches the end, no thread can touch `S` any more: it is reset
-//!    (`next` null, every state 0) and put into the pool, or freed if the pool is full.
+//! 1. A pusher's last access is its WRITE store (the last-slot pusher links `next` before
+//!    that). Its slot's popper acquires WRITE before it reads, so the pusher's accesses
+//!    happen before the popper's.
+//! 2. A popper of slot `i < SEGMENT_CAP - 1` does nothing to `S` after its READ store.
+//! 3. The popper of the last slot retires `S` (`retire`), so by then every slot of `S` has
+//!    been claimed by a popper, and no new claim in `S` is possible. It loads every other
+//!    slot's state with Acquire: a slot with READ is finished, and by 1 and 2 all accesses
+//!    to it happen before the retirement. If every slot is finished, `S` is recycled (4).
+//! 4. Otherwise a popper of `S` is still at work (between its claim and its READ, or
+//!    waiting for a slow pusher's WRITE), and `S` is *set aside*: pushed onto `retiring`, a
+//!    stack linked through the segments' own `next` (which nobody reads after the head
+//!    left `S`). Every retirement, and every pop that finds the queue empty, first takes
+//!    the whole stack (a `swap` with null) and checks each segment on it again as in 3,
+//!    recycling the finished ones and setting the others aside again. Pushes are
+//!    compare-and-swaps and the only pop takes everything, so the stack has no ABA
+//!    problem. A set-aside segment so waits, after its last popper is done, for the next
+//!    retirement or the next pop that finds the queue empty (a drained queue's receivers
+//!    make one), or for the queue's drop.
+//! 5. Recycling: no thread can touch `S` any more. It is reset (`next` null, every state
+//!    0) and put into the pool, or freed if the pool is full.
 //!
 //! The pool is `POOL_CAP` atomic pointers. A segment goes in by a compare-and-swap of an
 //! empty entry (Release: publishes the reset) and comes out by a `swap` with null
 //! (Acquire), so the taker owns it outright and there is no list to suffer ABA. Recycling
-//! obeys exactly the rule of freeing (step 4 comes only at the end of the walk): a
+//! obeys exactly the rule of freeing (step 5 comes only after step 3's check): a
 //! recycled segment comes back only as a *new* lap's segment, published again by the
 //! Release stores of `tail.index` and `next`. A steady stream so cycles through
 //! two or three segments without calling the allocator, and after a burst all but
@@ -196,8 +202,6 @@ impl<S> Arena<S> {
 const WRITE: u8 = 1;
 /// The value has been moved out of the slot.
 const READ: u8 = 2;
-/// The segment is being retired; the slot's popper carries the retirement on.
-const DESTROY: u8 = 4;
 
 /// Slots per segment. Small under loom so that models cross segment boundaries.
 pub(crate) const SEGMENT_CAP: usize = if cfg!(loom) { 2 } else { 63 };
@@ -242,8 +246,9 @@ const fn slots_before(pos: usize) -> usize {
 /// A segment: `SEGMENT_CAP` slots, their state bytes apart from their values.
 struct Segment<T> {
     /// The next segment; null until the pusher that claimed this segment's last slot links it.
+    /// Once the segment is set aside at its retirement, the link of the `retiring` stack.
     next: AtomicPtr<Segment<T>>,
-    /// One state byte per slot (`WRITE | READ | DESTROY`).
+    /// One state byte per slot (`WRITE | READ`).
     states: [AtomicU8; SEGMENT_CAP],
     /// Where the segment's memory came from: written once by `alloc`, read by `free`. It
     /// costs no space: it fills padding after the state bytes.
@@ -354,6 +359,9 @@ pub struct SegQueue<T> {
     /// Where segments come from and go back to (see the module docs). Touched only when the
     /// pool is empty or full.
     arena: Arena<Segment<T>>,
+    /// Retired segments with a popper still at work: a stack linked through `next` (module
+    /// docs, reclamation step 4). Touched once per retirement.
+    retiring: AtomicPtr<Segment<T>>,
     /// Segments allocated and not yet freed (test statistics).
     #[cfg(any(test, loom))]
     alive: Counter,
@@ -387,6 +395,7 @@ impl<T> SegQueue<T> {
             tail: Position::new(first),
             spare: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
             arena,
+            retiring: AtomicPtr::new(ptr::null_mut()),
             #[cfg(any(test, loom))]
             alive: Counter::new(1),
             #[cfg(any(test, loom))]
@@ -539,6 +548,7 @@ impl<T> SegQueue<T> {
                 // and a push that happens before this pop is seen by coherence.
                 let tail = self.tail.index.load(Relaxed);
                 if position(head) == position(tail) {
+                    self.collect_set_aside();
                     return None;
                 }
                 if lap(head) != lap(tail) {
@@ -638,14 +648,14 @@ impl<T> SegQueue<T> {
         // SAFETY: the claim makes us the cell's only writer, and its popper reads only after
         // the WRITE below.
         seg.values[offset].with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
-        // Release: publishes the value to the Acquire load in `read`. `fetch_or`, not a
-        // store: a retiring popper may already have set DESTROY here.
-        seg.states[offset].fetch_or(WRITE, Release);
+        // Release: publishes the value to the Acquire load in `read`. A store: until WRITE
+        // nobody else writes this byte (the state starts at 0, reset before the lap began).
+        seg.states[offset].store(WRITE, Release);
         // From here on `seg` may be retired and reused at any moment.
     }
 
     /// Waits for slot `offset` of `seg` to be written, moves its value out, and marks the
-    /// slot read (or retires the segment, or carries a retirement on).
+    /// slot read (or, for the last slot, retires the segment).
     ///
     /// # Safety
     /// The caller won the claim of slot `offset` in `seg` for popping: nobody else reads
@@ -654,7 +664,7 @@ impl<T> SegQueue<T> {
         // SAFETY: alive until our READ (reclamation steps 2 and 3).
         let s = unsafe { &*seg };
         let backoff = Backoff::new();
-        // Acquire: pairs with the Release `fetch_or(WRITE)` in `write`: the value is there.
+        // Acquire: pairs with the Release store of WRITE in `write`: the value is there.
         while s.states[offset].load(Acquire) & WRITE == 0 {
             backoff.snooze();
         }
@@ -663,44 +673,86 @@ impl<T> SegQueue<T> {
         let value = s.values[offset].with_mut(|p| unsafe { p.read().assume_init() });
 
         if offset + 1 == SEGMENT_CAP {
-            // SAFETY: we read the last slot, so we begin the retirement (step 3).
-            unsafe { self.retire(seg, 0) };
+            // SAFETY: we read the last slot, so we retire the segment (step 3).
+            unsafe { self.retire(seg) };
         } else {
-            // AcqRel: Release publishes our accesses to `seg` to the thread that retires it;
-            // Acquire, if DESTROY is set, takes over what that thread saw of earlier slots.
-            let state = s.states[offset].fetch_or(READ, AcqRel);
-            // Without DESTROY, `seg` may be retired and reused at any moment from here on.
-            if state & DESTROY != 0 {
-                // SAFETY: the retiring thread saw us unfinished and passed the walk to us.
-                unsafe { self.retire(seg, offset + 1) };
-            }
+            // Release: publishes our accesses to `seg` to the retiring thread's Acquire
+            // load in `finished`. From here on `seg` may be recycled at any moment.
+            s.states[offset].store(WRITE | READ, Release);
         }
         value
     }
 
-    /// Walks the slots of `seg` from `start`, and recycles it if all their poppers are done;
-    /// else the first unfinished popper carries the walk on.
+    /// Retires `seg`, whose last slot the caller has just read: first checks the segments
+    /// set aside earlier, then recycles `seg` if all its poppers are done, else sets it
+    /// aside (module docs, reclamation steps 3 and 4).
     ///
     /// # Safety
-    /// Either the caller read the last slot of `seg` (`start == 0`), or it found DESTROY
-    /// when it marked slot `start - 1` READ. Every slot of `seg` has been claimed by a
-    /// popper, and the slots before `start` are finished.
-    unsafe fn retire(&self, seg: *mut Segment<T>, start: usize) {
-        // The last slot needs no mark: its popper is the one that began the walk.
-        for i in start..SEGMENT_CAP - 1 {
-            // SAFETY: `seg` is alive: we hold the retirement, which only the end of this
-            // walk (or handing it on) gives up.
-            let state = unsafe { &(*seg).states[i] };
-            // Acquire (load and RMW): pairs with the AcqRel `fetch_or(READ)` in `read`, so
-            // a finished popper's accesses happen before the reuse. Release (RMW): hands
-            // what we saw of earlier slots to the popper that continues.
-            if state.load(Acquire) & READ == 0 && state.fetch_or(DESTROY, AcqRel) & READ == 0 {
-                // That popper is still at work; it will see DESTROY and continue.
-                return;
+    /// The caller popped the last slot of `seg` and is done with it: every slot of `seg`
+    /// has been claimed by a popper, and nothing else retires it.
+    unsafe fn retire(&self, seg: *mut Segment<T>) {
+        self.collect_set_aside();
+        // SAFETY: every slot of `seg` is claimed and we are its one retiring thread.
+        unsafe { self.recycle_or_set_aside(seg) };
+    }
+
+    /// Checks the segments set aside at their retirement again: recycles those whose
+    /// poppers are all done, sets the others aside again (module docs, step 4).
+    #[inline]
+    fn collect_set_aside(&self) {
+        // Relaxed: only a hint, to skip the RMW when nothing is set aside.
+        if self.retiring.load(Relaxed).is_null() {
+            return;
+        }
+        // Acquire: pairs with the Release in `recycle_or_set_aside`: the links are visible.
+        let mut aside = self.retiring.swap(ptr::null_mut(), Acquire);
+        while !aside.is_null() {
+            // SAFETY: a set-aside segment stays alive until recycled; having taken it off
+            // the stack we alone may recycle it or set it aside again, and every slot of
+            // it was claimed and its last slot's popper is done (its retirement set it
+            // aside).
+            unsafe {
+                let next = (*aside).next.load(Relaxed);
+                self.recycle_or_set_aside(aside);
+                aside = next;
             }
         }
-        // SAFETY: every slot's popper is done (step 4), and pushers finished before them.
-        unsafe { self.recycle(seg) };
+    }
+
+    /// Recycles `seg` if every popper of it is done, else puts it on the `retiring` stack.
+    ///
+    /// # Safety
+    /// Every slot of `seg` has been claimed by a popper, the last slot's popper is done,
+    /// and the caller alone retires `seg` (it is on no stack).
+    unsafe fn recycle_or_set_aside(&self, seg: *mut Segment<T>) {
+        // SAFETY: alive: only this retirement frees or recycles it.
+        let s = unsafe { &*seg };
+        // The last slot needs no mark: its popper began the retirement.
+        // Acquire: pairs with the Release READ store in `read`, so a finished popper's
+        // accesses happen before the reuse (and its pusher's before those, by WRITE).
+        let finished = s.states[..SEGMENT_CAP - 1]
+            .iter()
+            .all(|state| state.load(Acquire) & READ != 0);
+        if finished {
+            // SAFETY: every popper is done (step 3), and pushers finished before them.
+            unsafe { self.recycle(seg) };
+            return;
+        }
+        // Relaxed: a first guess for the CAS.
+        let mut top = self.retiring.load(Relaxed);
+        loop {
+            // Relaxed: published by the Release CAS below.
+            s.next.store(top, Relaxed);
+            // Release: publishes the link (and what we saw of `seg`) to the Acquire `swap`
+            // in `retire`. Relaxed on failure: retry with the new top.
+            match self
+                .retiring
+                .compare_exchange_weak(top, seg, Release, Relaxed)
+            {
+                Ok(_) => return,
+                Err(current) => top = current,
+            }
+        }
     }
 
     /// Resets a retired segment and puts it into the pool, or frees it if the pool is full.
@@ -814,8 +866,20 @@ impl<T> Drop for SegQueue<T> {
             }
         }
 
-        // Every test and loom model checks this: a segment that no retirement finished (a
-        // lost DESTROY, say) would still be counted here.
+        // Segments set aside at their retirement: their values were all moved out (every
+        // pop has returned), so only the memory is left.
+        let mut aside = self.retiring.load(Relaxed);
+        while !aside.is_null() {
+            // SAFETY: a set-aside segment is linked only on this stack, which dies with us.
+            unsafe {
+                let next = (*aside).next.load(Relaxed);
+                self.free_segment(aside);
+                aside = next;
+            }
+        }
+
+        // Every test and loom model checks this: a segment that no retirement finished (one
+        // lost from the `retiring` stack, say) would still be counted here.
         #[cfg(any(test, loom))]
         if !std::thread::panicking() {
             assert_eq!(self.alive.get(), 0, "segments leaked");

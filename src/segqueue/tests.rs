@@ -4,7 +4,7 @@
 //! counts shrink under Miri, where they also run (with tiny chunks from the global
 //! allocator): `cargo +nightly miri test --lib segqueue`.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 use std::thread;
 
@@ -32,7 +32,7 @@ fn index_encoding() {
     assert_eq!(slots_before(LAP - 1), slots_before(LAP));
     assert_eq!(slots_before(2 * LAP + 1), 2 * SEGMENT_CAP + 1);
     // The state bits are distinct.
-    assert_eq!(WRITE | READ | DESTROY, 7);
+    assert_eq!(WRITE | READ, 3);
     assert_eq!(WRITE & READ, 0);
 }
 
@@ -217,17 +217,18 @@ fn mpmc_every_item_once() {
 
     assert_eq!(received.load(Relaxed), TOTAL);
     assert!(seen.iter().all(|s| s.load(Relaxed)));
-    assert!(q.is_empty());
+    // Also recycles any segment set aside with a popper at work (module docs, step 4).
+    assert_eq!(q.pop(), None);
     assert!(q.segments_alive() <= POOL_CAP + 1);
     assert_chunks_bounded(&q);
 }
 
-/// The retirement reaches a slot whose pusher has claimed it but not written it yet:
-/// DESTROY lands before WRITE, and the WRITE must keep it so that the popper of that slot,
-/// which is waiting for the WRITE, finishes the retirement. Driven step by step: the slow
-/// pusher's claim and write are done by hand.
+/// The retirement reaches a slot whose pusher has claimed it but not written it yet, so
+/// its popper (waiting for the WRITE) is still at work: the segment is set aside, not
+/// recycled, and the next retirement after that popper is done recycles it. Driven step by
+/// step: the slow pusher's claim and write are done by hand.
 #[test]
-fn destroy_before_write_is_kept() {
+fn a_segment_with_a_popper_at_work_is_set_aside_then_recycled() {
     let q = SegQueue::new();
     let seg = q.tail.segment.load(Relaxed);
     // The slow pusher claims slot 0 and stops.
@@ -247,22 +248,59 @@ fn destroy_before_write_is_kept() {
         while position(q.head.index.load(Relaxed)) == 0 {
             thread::yield_now();
         }
-        // The last pop of these retires the first segment and marks slot 0.
+        // The last pop of these retires the first segment while slot 0 is unread.
         for i in 1..SEGMENT_CAP {
             assert_eq!(q.pop(), Some(i));
         }
-        // SAFETY: the segment is alive: the waiting popper's slot is unread.
-        assert_eq!(unsafe { (*seg).states[0].load(Relaxed) }, DESTROY);
+        assert_eq!(q.retiring.load(Relaxed), seg, "set aside, not recycled");
+        // SAFETY: the segment is alive (set aside); slot 0's popper has not marked it.
+        assert_eq!(unsafe { (*seg).states[0].load(Relaxed) }, 0);
         // The slow pusher writes at last.
         // SAFETY: we claimed slot 0 of `seg` above, and nobody wrote it.
         unsafe { SegQueue::write(seg, 0, 0) };
         assert_eq!(waiting.join().unwrap(), Some(0));
     });
-
-    // The waiting popper finished the retirement: the first segment is in the pool.
-    assert!(q.spare.iter().any(|e| e.load(Relaxed) == seg));
+    // Still set aside: nothing has retired since.
+    assert_eq!(q.retiring.load(Relaxed), seg);
     assert_eq!(q.segments_alive(), 2);
+
+    // The second segment's retirement checks the first again and recycles it.
+    for i in 0..SEGMENT_CAP {
+        q.push(i);
+    }
+    for i in 0..SEGMENT_CAP {
+        assert_eq!(q.pop(), Some(i));
+    }
+    assert!(q.retiring.load(Relaxed).is_null());
+    assert!(q.spare.iter().any(|e| e.load(Relaxed) == seg));
     assert!(q.is_empty());
+}
+
+/// A segment still set aside when the queue drops is freed (the drop's leak check).
+#[test]
+fn a_segment_set_aside_at_drop_is_freed() {
+    let q = SegQueue::new();
+    let seg = q.tail.segment.load(Relaxed);
+    for i in 0..SEGMENT_CAP {
+        q.push(i);
+    }
+    // A popper claims slot 0 by hand and has not marked it READ yet.
+    let head = q.head.index.load(Relaxed);
+    q.head
+        .index
+        .compare_exchange(head, head + ONE, Relaxed, Relaxed)
+        .unwrap();
+    for i in 1..SEGMENT_CAP {
+        assert_eq!(q.pop(), Some(i));
+    }
+    assert_eq!(q.retiring.load(Relaxed), seg);
+    // The hand-made popper finishes: moves its value out, marks the slot.
+    // SAFETY: we claimed slot 0 of `seg`, which holds a written value.
+    unsafe {
+        assert_eq!((*seg).values[0].with_mut(|p| p.read().assume_init()), 0);
+        (*seg).states[0].store(WRITE | READ, Release);
+    }
+    drop(q); // asserts that no segment leaked
 }
 
 #[test]
@@ -326,6 +364,10 @@ fn threaded_burst_gives_memory_back() {
         }
     });
     assert_eq!(popped.load(Relaxed), 2 * PER);
+    // A segment whose popper was still at work when it retired is set aside; a pop that
+    // finds the queue empty (here, after every popper is done) recycles it.
+    assert_eq!(q.pop(), None);
+    assert!(q.retiring.load(Relaxed).is_null());
     assert!(q.segments_alive() <= POOL_CAP + 1);
     assert!(chunks_obtained(&q) > 0, "a burst of this size maps chunks");
     assert_chunks_bounded(&q);
