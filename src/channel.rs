@@ -36,7 +36,7 @@ use crate::error::{
     Closed, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::loom::{Arc, AtomicUsize, Ordering::*};
-use crate::queue::{InLine, Queue, QueueRef, SendPermit, Ticket};
+use crate::queue::{InLine, Queue, QueueRef, SendPermit, Side, Ticket};
 use crate::semaphore::future::RawAcquire;
 
 /// A bounded channel: at most `cap` items inside; senders wait while it is full.
@@ -448,7 +448,7 @@ impl<T> Receiver<T> {
         let chan = &self.chan;
         let poll = queue.poll_take(
             &mut self.stream,
-            |seen| InLine(ChanRef(chan.clone()), seen),
+            |seen| InLine(ChanRef(chan.clone()), Side::Receive(seen)),
             cx,
         );
         if poll.is_ready() {

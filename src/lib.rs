@@ -38,9 +38,10 @@
 //!    threads side by side.
 //! 3. `semaphore`: the atomic state word with a lock-free fast path over that queue.
 //! 4. `segqueue`: the segmented lock-free MPMC FIFO of items.
-//! 5. `queue` and `channel`: the FIFO queue (the FIFO of 4, whose indices count the
-//!    items, plus the receivers' waiting line and, when bounded, a semaphore of free places,
-//!    both of 3) and sender/receiver handles over it.
+//! 5. `queue` and `channel`: the FIFO queue (the FIFO of 4, whose tail word also counts
+//!    the places reserved and holds the closed bit, so that its claims check the bound;
+//!    plus a waiting line of 3 for receivers and one for senders, and for a rendezvous a
+//!    semaphore of lent places) and sender/receiver handles over it.
 //!
 //! # When std's primitives are better
 //!

@@ -7,9 +7,9 @@
 //! dependency, where `cfg(test)` is false.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU8, AtomicUsize};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU8, AtomicUsize};
+pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 /// Always std's `Arc`, also under loom: the owned API takes `self: Arc<Self>`, which stable
 /// Rust allows only for std's `Arc`. Nothing in the crate needs loom to track a refcount.

@@ -87,9 +87,42 @@ impl Drop for Item {
 // ---- construction and counters ------------------------------------------------------------
 
 #[test]
-#[should_panic]
-fn bounded_above_max_permits_panics() {
-    let _ = Queue::<u8>::bounded(usize::MAX);
+#[should_panic(expected = "Queue::MAX_CAPACITY")]
+fn bounded_above_max_capacity_panics() {
+    let _ = Queue::<u8>::bounded(Queue::<u8>::MAX_CAPACITY + 1);
+}
+
+/// The largest capacity works, and counts reservations against itself like items.
+#[test]
+fn bounded_at_max_capacity_holds_items_and_permits() {
+    let q = Queue::bounded(Queue::<u8>::MAX_CAPACITY);
+    let permit = q.try_reserve().unwrap();
+    q.try_send(1).unwrap();
+    assert!(!q.is_full());
+    assert_eq!(q.len(), 1);
+    permit.send(2);
+    assert_eq!(drain(&q), [1, 2]);
+}
+
+/// Items and reservations share the bound: a permit takes a place, its send fills it
+/// without another, and a dropped permit frees it for a sender waiting in line.
+#[test]
+fn permits_and_items_share_the_bound() {
+    let q = Queue::bounded(2);
+    let permit = q.try_reserve().unwrap();
+    q.try_send(1).unwrap();
+    assert!(q.is_full());
+    assert_eq!(q.try_send(9), Err(TrySendError::Full(9)));
+    assert_eq!(q.try_reserve().map(drop), Err(TrySendError::Full(())));
+    let mut waiting = Box::pin(q.send(3));
+    assert!(poll_once(waiting.as_mut()).is_pending());
+    drop(permit);
+    assert!(
+        q.is_full(),
+        "the freed place is promised to the waiting sender"
+    );
+    assert_eq!(poll_once(waiting.as_mut()), Poll::Ready(Ok(())));
+    assert_eq!(drain(&q), [1, 3]);
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! loom models of `Queue<T>` (`src/queue/mod.rs`): the segmented FIFO of layer 4, the
-//! `slots` semaphore of a bounded queue, and the receivers' line with its store-load
-//! waking (a push then a look at the line; a join of the line, a fence, then a look at the
-//! FIFO), which a lost wake would turn into a deadlock here. Sends and receives across a segment
-//! boundary (under loom a segment has 2 slots, so three items cross one), close racing
-//! sends and receives, a cancelled receive racing a send, back-pressure on a queue of one
-//! place, and close while a receiver waits or an item is in flight.
+//! loom models of `Queue<T>` (`src/queue/mod.rs`): the segmented FIFO of layer 4, whose
+//! claims check a bounded queue's capacity, and the two lines with their store-load waking
+//! (a push then a look at the receivers' line, a pop or a dropped permit then a look at
+//! the senders' line; a join of a line, a fence, then a look at the FIFO), which a lost
+//! wake would turn into a deadlock here. Sends and receives across a segment boundary
+//! (under loom a segment has 2 slots, so three items cross one), close racing sends and
+//! receives, a cancelled receive racing a send, back-pressure on a queue of one place, a
+//! freed place racing a sender that lines up, and close while a receiver waits or an item
+//! is in flight.
 //!
 //! Every model checks that each item sent with `Ok` is received exactly once (in the
 //! producer's order), that a failed send hands its own item back, that `RecvError` (closed
@@ -410,6 +412,92 @@ fn cancelled_granted_send_vs_close() {
         receiver.join().unwrap();
         closer.join().unwrap();
 
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q7: a place freed while a sender lines up for it, on a full `bounded(1)`: the
+/// place is held by a permit that is dropped (a `fetch_sub` of the tail's reservations,
+/// then a look at the senders' line), or by an item that is received (a pop's claim, then
+/// the same look). The sender, blocking or async, joins the line, fences and looks at the
+/// room. Either the freer sees the sender in line or the sender sees the room: a lost wake
+/// deadlocks the model.
+fn place_freed_vs_sender_lining_up(free_by_pop: bool, blocking: bool) {
+    model("place_freed_vs_sender_lining_up", move || {
+        let q = Arc::new(Queue::bounded(1));
+        let permit = if free_by_pop {
+            q.try_send(0).unwrap();
+            None
+        } else {
+            Some(q.try_reserve().unwrap())
+        };
+        let sender = {
+            let q = q.clone();
+            thread::spawn(move || {
+                if blocking {
+                    q.send_blocking(1).unwrap();
+                } else {
+                    block_on(q.send(1)).unwrap();
+                }
+            })
+        };
+        match permit {
+            Some(permit) => drop(permit),
+            None => assert_eq!(q.try_recv(), Ok(0)),
+        }
+        sender.join().unwrap();
+        assert_eq!(q.try_recv(), Ok(1));
+        assert_quiet(&q);
+    });
+}
+
+#[test]
+fn permit_drop_vs_blocking_sender_lining_up() {
+    place_freed_vs_sender_lining_up(false, true);
+}
+
+#[test]
+fn permit_drop_vs_async_sender_lining_up() {
+    place_freed_vs_sender_lining_up(false, false);
+}
+
+#[test]
+fn pop_vs_blocking_sender_lining_up() {
+    place_freed_vs_sender_lining_up(true, true);
+}
+
+#[test]
+fn pop_vs_async_sender_lining_up() {
+    place_freed_vs_sender_lining_up(true, false);
+}
+
+/// Model Q8: two places freed while two senders line up, on a full `bounded(2)`. The first
+/// pop grants the first sender in line; the second may find nobody in line (that sender
+/// has left it, the other has not joined yet) and grants nothing. The second sender then
+/// joins and compares the free places with the grants out, while the first sender's grant
+/// may still be counted: so a granted sender that pushed wakes the line again if a place
+/// is still free. Without that wake the second sender waits forever (a loom deadlock).
+#[test]
+fn two_pops_vs_two_senders_lining_up() {
+    model_bounded("two_pops_vs_two_senders_lining_up", 2, || {
+        let q = Arc::new(Queue::bounded(2));
+        q.try_send(0).unwrap();
+        q.try_send(1).unwrap();
+        let senders: Vec<_> = [2, 3]
+            .into_iter()
+            .map(|item| {
+                let q = q.clone();
+                thread::spawn(move || q.send_blocking(item).unwrap())
+            })
+            .collect();
+        assert_eq!(q.try_recv(), Ok(0));
+        assert_eq!(q.try_recv(), Ok(1));
+        for s in senders {
+            s.join().unwrap();
+        }
+        let mut rest = vec![q.try_recv().unwrap(), q.try_recv().unwrap()];
+        rest.sort_unstable();
+        assert_eq!(rest, [2, 3]);
         assert_quiet(&q);
     });
 }

@@ -1,71 +1,79 @@
 //! Layer 5: `Queue<T>`, the FIFO queue of Toro (`Queue`, `put`/`get`, `maxsize`), for async
 //! tasks and blocking threads at once. Safe code only: the segmented lock-free FIFO of
-//! layer 4 holds the items and is their count, and two fair semaphores of layer 3 hold the
-//! lines of those who wait. Nothing is written twice.
+//! layer 4 holds the items, counts them and, in its tail word, the places reserved and
+//! the closed bit; two *lines* (a fair semaphore of layer 3 each) hold those who wait.
+//! Nothing is written twice: both lines are one [`Line`], used the same way.
 //!
 //! # The fast path
 //!
 //! ```text
-//!  send:  [bounded: acquire 1 slot] ──► push item ──► anyone in the receivers' line?
-//!  recv:  receivers' line empty? ──► pop item ──► [bounded: release 1 slot]
+//!  send:  senders' line idle? ──► push item [bounded: if items + reserved < cap] ──► receivers' line waits?
+//!  recv:  receivers' line idle? ──► pop item ──► [bounded: senders' line waits?]
 //! ```
 //!
-//! An unbounded queue touches no semaphore at all while nobody waits: a send is the FIFO's
-//! claim and write plus one load of the receivers' line word, a receive is that load plus
-//! the FIFO's claim and read. A bounded queue adds its `slots` semaphore: one permit per
-//! free place, so senders wait in its FIFO while the queue is full.
+//! While nobody waits, a send is the FIFO's claim and write plus one load of the
+//! receivers' line word, and a receive is the FIFO's claim and read plus one load of a
+//! line word (the senders' one, bounded only). A bounded queue's capacity is checked by the
+//! claim itself: the tail word holds the tail's position and the reservations, so the
+//! compare-and-swap that claims a slot fails if either changed, and the head, read before
+//! it, only ever moves on. No permit counter is touched per message.
 //!
-//! # Waking receivers: `line`, and why no wake is lost
+//! # Lines, and why no wake is lost
 //!
-//! `line` is a semaphore whose permits are never in its word: its waiters are receivers
-//! that found the FIFO empty, and a grant ([`RawSemaphore::grant_head`]) means "an item
-//! is there for you". A fresh receive pops only while nobody is in line and the items
-//! inside outnumber the grants not yet used (`granted`), so it does not take an item
-//! promised to a waiting receiver; a granted receiver pops regardless, and lines up again
-//! (at the back) in the rare case that a racing fresh receive took its item. Two sides,
-//! each a store then a load, so both use `SeqCst`:
+//! A [`Line`] is a semaphore whose permits are never in its word: its waiters are receivers
+//! that found the FIFO empty (`rx`) or senders that found it full (`tx`), and a grant
+//! ([`RawSemaphore::grant_head_else`]) means "an item (a place) is there for you". A fresh
+//! receive (send) goes ahead only while nobody is in line and the items (free places)
+//! outnumber the grants not yet used (`granted`), so it does not take what is promised to
+//! a waiter; a granted waiter tries regardless, and lines up again (at the back) in the
+//! rare case that a racing newcomer took its item (place). Two sides, each a store then a
+//! load, so both use `SeqCst`:
 //!
 //! - a sender claims its slot (a `SeqCst` compare-and-swap of the FIFO's tail), writes the
-//!   item, then loads the line word (`SeqCst`): if someone waits, it grants the head.
-//! - a receiver joins the line (sets `W` under the line's lock), then issues a `SeqCst`
-//!   fence and looks at the FIFO again ([`SemRef::queued`]): if an item is there, it
-//!   grants the head of the line itself (maybe itself, maybe an earlier waiter).
+//!   item, then loads the receivers' line word (`SeqCst`): if someone waits, it grants the
+//!   head. Likewise a receiver's claim of the FIFO's head (`SeqCst`), or a permit given
+//!   back unused (`SeqCst` `fetch_sub` of the tail's reservations), then a load of the
+//!   senders' line word.
+//! - a waiter joins its line (sets `W` under the line's lock), then issues a `SeqCst`
+//!   fence and looks at the FIFO again ([`SemRef::queued`]): if an item (a place no grant
+//!   covers) is there, it grants the head of the line itself (maybe itself, maybe an
+//!   earlier waiter).
 //!
-//! In the single order of `SeqCst` operations either the sender's load comes after the
-//! receiver's fence, and sees `W`, or it comes before it, and then so does the claim, which
-//! the receiver's look after the fence sees. So every item pushed while a receiver lines
-//! up is granted at least once; a second grant for the same item is harmless (its receiver
-//! finds nothing and lines up again). A grant handed to a receiver that is being dropped
-//! passes to the next in line ([`SemRef::give_back`]), and its item stays queued.
+//! In the single order of `SeqCst` operations either the changer's load comes after the
+//! waiter's fence, and sees `W`, or it comes before it, and then so does the change, which
+//! the waiter's look after the fence sees. So every item pushed (place freed) while a
+//! waiter lines up is granted at least once; a second grant for the same one is harmless
+//! (its waiter finds nothing and lines up again). A grant handed to a waiter that is being
+//! dropped passes to the next in line ([`SemRef::give_back`]).
+//!
+//! A joining sender compares the free places with the grants out (a place a grant
+//! covers is its holder's), so the ways a grant leaves the count are ordered against
+//! joiners too: a grant that finds nobody in line (handed out, or passed on) is uncounted
+//! under the line's lock, and a sender that used its grant uncounts it, fences, and wakes
+//! the line once more if a place is still free. Without the first, loom model P4b of
+//! `reserve.rs` loses a wake (a deadlock); without the second, model Q8 of `queue.rs`.
 //!
 //! # Close: "closed and drained"
 //!
-//! `close` sets the FIFO's closed bit (in the same word that pushers claim, so no push
-//! lands after it), closes `slots` (waiting and later senders fail with their item back),
-//! then sets the closed bit of `permits` too:
-//!
-//! ```text
-//!  permits:  usize::BITS-1                      1   0
-//!            +----------------------------------+---+
-//!            |  SendPermits out (reserved,      | C |    C = CLOSED, set once by `close`
-//!            |  neither sent nor dropped)       |   |
-//!            +----------------------------------+---+
-//! ```
-//!
-//! A permit still sends after the close (its push ignores the FIFO's bit), so receivers
-//! wait while permits are out. One word makes "closed, and no permit out" a single
-//! reading, raced by nothing: a reserve counts itself with one `fetch_add` and fails if
-//! that saw `C`; a close sets `C` with one `fetch_or` and closes `line` (waking every
-//! waiting receiver to look once more) if that saw no permit; the last permit to go after
-//! a close sees `C` in its own `fetch_sub` and closes `line` then. A receive that finds
-//! the FIFO empty reads this word (Acquire) and looks at the FIFO again: empty, `C` and
-//! no permit out means drained, [`RecvError`]. The Acquire makes every push before the
-//! close, and every permit's push before its `fetch_sub`, visible to that second look.
+//! `close` sets the FIFO's closed bit, in the tail word that pushers claim and reserves
+//! count in, so no fresh push or reserve lands after it; then it closes the senders' line
+//! (waiting senders fail with their item back) and `slots` (rendezvous). A permit still
+//! sends after the close (its push ignores the bit), so receivers wait while permits are
+//! out. The one word makes "closed, and no permit out" a single reading, raced by
+//! nothing: a close sets the bit with one `fetch_or` and closes the receivers' line
+//! (waking every waiting receiver to look once more) if that saw no reservation; the last
+//! permit to go after a close sees the bit in its own claim (or `fetch_sub`) and closes
+//! the line then. A receive that finds the FIFO empty reads the word (Acquire) and looks
+//! at the FIFO again: empty, closed and no permit out means drained, [`RecvError`]. The
+//! Acquire makes every push before the close, and every permit's push, visible to that
+//! second look.
 //!
 //! # Rendezvous: `bounded(0)`
 //!
-//! A rendezvous queue has no places of its own: receivers lend them. Every receive, in
-//! every form, first *offers* a place (one `slots` permit, released), then takes as above,
+//! A rendezvous queue has no places of its own: receivers lend them, as permits of a
+//! semaphore, `slots` (a queue with places counts them in the FIFO instead, as above;
+//! senders of a rendezvous wait in `slots`' own queue). Every receive, in every form,
+//! first *offers* a place (one `slots` permit, released), then takes as above,
 //! and the take spends the offer instead of giving a slot back. So a sender gets a place
 //! (and `reserve` a permit) only while a receiver waits unmatched, and a send completes
 //! when its item is in the receivers' hands: the line's head is granted at once.
@@ -97,20 +105,15 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 use crate::error::{
-    AcquireTimeoutError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryAcquireError,
-    TryRecvError, TrySendError,
+    AcquireTimeoutError, Closed, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
+    TryAcquireError, TryRecvError, TrySendError,
 };
 use crate::loom::{fence, AtomicUsize, Backoff, Ordering::*, Spin};
-use crate::segqueue::SegQueue;
+use crate::segqueue::{Refused, Reservations, SegQueue, MAX_RESERVED};
 use crate::semaphore::future::{RawAcquire, SemRef};
-use crate::semaphore::raw::{RawSemaphore, MAX_PERMITS};
+use crate::semaphore::raw::RawSemaphore;
 
 pub use permit::SendPermit;
-
-/// In `Queue::permits`: the queue is closed.
-const CLOSED: usize = 1;
-/// In `Queue::permits`: one permit out.
-const PERMIT: usize = 2;
 
 /// A FIFO queue for async tasks and threads at once, bounded or unbounded (Toro's
 /// `Queue`): items come out in the order they went in, waiting senders and receivers are
@@ -146,16 +149,15 @@ const PERMIT: usize = 2;
 /// assert_eq!(got, [0, 1, 2, 3, 4]);
 /// ```
 pub struct Queue<T> {
-    /// The items, in order; its closed bit is the queue's.
+    /// The items, in order, and in its tail word the places reserved and the closed bit,
+    /// which is the queue's.
     items: SegQueue<T>,
-    /// Bounded only: one permit per free place; receivers give them back after a pop.
-    /// (A rendezvous starts with none: its receivers lend them.)
+    /// Rendezvous only: one permit per place lent by a waiting receive (module docs).
     slots: CachePadded<RawSemaphore>,
-    /// The receivers' side (module docs, "Waking receivers").
-    rx: CachePadded<Receivers>,
-    /// [`SendPermit`]s (and owned permits) out, times `PERMIT`, plus the closed bit
-    /// (module docs, "Close").
-    permits: AtomicUsize,
+    /// Receivers that found the queue empty (module docs, "Lines").
+    rx: CachePadded<Line>,
+    /// Bounded with places only: senders (and reserves) that found it full.
+    tx: CachePadded<Line>,
     /// Rendezvous only: items on their way whose receiver left (module docs).
     surplus: AtomicUsize,
     /// The capacity (0 for a rendezvous); unused when unbounded.
@@ -163,12 +165,110 @@ pub struct Queue<T> {
     bounded: bool,
 }
 
-/// The receivers' line and its grants, on one cache line: a fresh receive reads both.
-struct Receivers {
-    /// Receivers waiting for an item; a grant means "an item is there for you".
-    line: RawSemaphore,
-    /// Grants handed out and not yet used by their receiver's look at the FIFO.
+/// Those who wait for something in the FIFO (an item, or a place), and the grants handed
+/// to them, on one cache line: a newcomer reads both (module docs, "Lines").
+struct Line {
+    /// The waiters; a grant means "what you wait for is there".
+    waiters: RawSemaphore,
+    /// Grants handed out and not yet used by their waiter's try.
     granted: AtomicUsize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Self {
+            waiters: RawSemaphore::new(0),
+            granted: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether a newcomer may go ahead: nobody waits, and what it wants is more than the
+    /// grants not yet used (`available` counts it: items, or free places).
+    #[inline]
+    fn is_idle(&self, available: impl FnOnce() -> usize) -> bool {
+        if self.waiters.has_waiters() {
+            return false;
+        }
+        // Relaxed: a stale count only lets a newcomer that started before the grant go
+        // first, which is its turn anyway (or, the other way, sends it to the line).
+        match self.granted.load(Relaxed) {
+            0 => true,
+            granted => available() > granted,
+        }
+    }
+
+    /// After a change to the FIFO (a push, or a place freed): grants the head of the line,
+    /// if anyone waits.
+    #[inline]
+    fn wake(&self) {
+        // The load is `SeqCst` (in `has_waiters`), after the change's `SeqCst` RMW: module
+        // docs, "Lines". loom models `SeqCst` accesses as `AcqRel` (loom#180), so under
+        // loom the pair is made of the `SeqCst` fence the C++ rule builds on.
+        #[cfg(loom)]
+        fence(SeqCst);
+        if self.waiters.has_waiters() {
+            self.grant_one();
+        }
+    }
+
+    /// Grants the head of the line (nothing if the line emptied meanwhile).
+    #[cold]
+    fn grant_one(&self) {
+        // Counted before the grant, so a newcomer that sees the grant's effect (the line
+        // shorter) also sees the count and stays behind the granted waiter.
+        // Relaxed: the count only keeps newcomers in line; it orders no data.
+        self.granted.fetch_add(1, Relaxed);
+        self.grant_or_uncount();
+    }
+
+    /// Hands a counted grant to the head of the line or, if nobody is there, uncounts it
+    /// under the line's lock: a waiter joining later then reads the count without it (its
+    /// look at the FIFO compares free places with it), one that joined before gets it.
+    fn grant_or_uncount(&self) {
+        // Relaxed: as in `grant_one` (the lock orders it for the joining waiter).
+        self.waiters.grant_head_else(|| {
+            self.granted.fetch_sub(1, Relaxed);
+        });
+    }
+
+    /// A granted receiver has looked: its grant is used.
+    #[inline]
+    fn grant_used(&self) {
+        // Relaxed: as in `grant_one`.
+        self.granted.fetch_sub(1, Relaxed);
+    }
+
+    /// A granted sender has tried: its grant is used. If `more` says a place is still
+    /// free, the line is woken again: a sender that joined meanwhile may have read the
+    /// count with this grant in it and left that place to it. The uncount, a `SeqCst`
+    /// fence, then the look at the places and at the line word, against the joiner's `W`,
+    /// fence and read of the count and the places: either the joiner reads the count
+    /// without this grant, or this look sees it in line (or, if a pop freed the place, the
+    /// pop's own look at the line did).
+    #[inline]
+    fn grant_used_then_wake(&self, more: impl FnOnce() -> bool) {
+        // Relaxed: ordered by the fence.
+        self.granted.fetch_sub(1, Relaxed);
+        fence(SeqCst);
+        if more() {
+            self.wake();
+        }
+    }
+
+    /// A granted waiter is going away without trying: its grant goes to the next in line.
+    fn pass_grant(&self) {
+        self.grant_or_uncount();
+    }
+}
+
+/// Which line a wait is in, and what it saw before joining it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Side {
+    /// The receivers' line; the tail position read before the receive's last look found
+    /// nothing (`None`: it joined without looking).
+    Receive(Option<u64>),
+    /// The senders' line.
+    Send,
 }
 
 impl<T> Queue<T> {
@@ -180,7 +280,7 @@ impl<T> Queue<T> {
     /// only while a receiver waits unmatched.
     ///
     /// # Panics
-    /// If `cap > Semaphore::MAX_PERMITS`.
+    /// If `cap > Queue::MAX_CAPACITY`.
     ///
     /// # Examples
     /// ```
@@ -208,11 +308,15 @@ impl<T> Queue<T> {
     /// ```
     pub fn bounded(cap: usize) -> Self {
         assert!(
-            cap <= MAX_PERMITS,
-            "Queue::bounded: capacity above Semaphore::MAX_PERMITS"
+            cap <= Self::MAX_CAPACITY,
+            "Queue::bounded: capacity above Queue::MAX_CAPACITY"
         );
         Self::with_places(cap, true)
     }
+
+    /// The largest capacity of a bounded queue, 2^28 - 1; also the most
+    /// [`SendPermit`]s an unbounded queue can have out at once.
+    pub const MAX_CAPACITY: usize = MAX_RESERVED;
 
     /// A queue without a bound: `send` never waits.
     ///
@@ -233,12 +337,9 @@ impl<T> Queue<T> {
     fn with_places(places: usize, bounded: bool) -> Self {
         Self {
             items: SegQueue::new(),
-            slots: CachePadded::new(RawSemaphore::new(places)),
-            rx: CachePadded::new(Receivers {
-                line: RawSemaphore::new(0),
-                granted: AtomicUsize::new(0),
-            }),
-            permits: AtomicUsize::new(0),
+            slots: CachePadded::new(RawSemaphore::new(0)),
+            rx: CachePadded::new(Line::new()),
+            tx: CachePadded::new(Line::new()),
             surplus: AtomicUsize::new(0),
             places,
             bounded,
@@ -249,6 +350,19 @@ impl<T> Queue<T> {
     #[inline]
     pub(crate) fn is_rendezvous(&self) -> bool {
         self.bounded && self.places == 0
+    }
+
+    /// Whether this queue has places of its own (bounded, not a rendezvous): its capacity
+    /// is checked by the FIFO's claims, and its senders wait in `tx`.
+    #[inline]
+    fn has_places(&self) -> bool {
+        self.bounded && self.places > 0
+    }
+
+    /// Places neither holding an item nor reserved (bounded with places only).
+    #[inline]
+    fn room(&self) -> usize {
+        self.items.room(self.places)
     }
 
     /// Items in the queue now (Toro's `qsize`).
@@ -265,7 +379,13 @@ impl<T> Queue<T> {
     /// Whether no place is free for a [`try_send`](Self::try_send) now (never for an
     /// unbounded queue).
     pub fn is_full(&self) -> bool {
-        self.bounded && self.slots.available() == 0
+        if self.has_places() {
+            // As `try_send` decides: no room, or what room there is promised to waiters.
+            let room = self.room();
+            room == 0 || !self.tx.is_idle(|| room)
+        } else {
+            self.is_rendezvous() && self.slots.available() == 0
+        }
     }
 
     /// The bound, `None` when unbounded (Toro's `maxsize`).
@@ -287,12 +407,11 @@ impl<T> Queue<T> {
     /// assert_eq!(q.recv_blocking(), Err(RecvError));
     /// ```
     pub fn close(&self) {
-        self.items.close();
+        let none_reserved = self.items.close();
+        self.tx.waiters.close();
         self.slots.close();
-        // AcqRel: Release publishes the FIFO's close (and every push before it) to the
-        // receivers that acquire this word; Acquire takes the permits' pushes.
-        if self.permits.fetch_or(CLOSED, AcqRel) < PERMIT {
-            self.rx.line.close();
+        if none_reserved {
+            self.rx.waiters.close();
         }
     }
 
@@ -311,10 +430,108 @@ impl<T> Queue<T> {
     /// [`SendError`] with the item if the queue is or becomes closed first.
     #[doc(alias = "put")]
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        if self.bounded && RawAcquire::new(&*self.slots, 1).await.is_err() {
+        if self.has_places() {
+            let mut item = Some(item);
+            return match self.place_or_wait(|| self.try_push(&mut item)).await {
+                Ok(()) => Ok(()),
+                Err(Closed) => Err(SendError(item.take().expect("handed back"))),
+            };
+        }
+        if self.is_rendezvous() && RawAcquire::new(&*self.slots, 1).await.is_err() {
             return Err(SendError(item));
         }
         self.publish(item).map_err(SendError)
+    }
+
+    /// One try of a send into a queue with places: pushes `item` if a place is free, and
+    /// wakes a waiting receiver; else leaves it where it was.
+    #[inline]
+    fn try_push(&self, item: &mut Option<T>) -> Result<(), Refused<()>> {
+        let value = item.take().expect("a send tries with its item");
+        match self.items.push_within(value, self.places) {
+            Ok(()) => {
+                self.rx.wake();
+                Ok(())
+            }
+            Err(Refused::Full(value)) => {
+                *item = Some(value);
+                Err(Refused::Full(()))
+            }
+            Err(Refused::Closed(value)) => {
+                *item = Some(value);
+                Err(Refused::Closed(()))
+            }
+        }
+    }
+
+    /// Takes a place (`attempt` pushes into it or reserves it), waiting in the senders'
+    /// line while there is none. For a queue with places.
+    async fn place_or_wait<R>(
+        &self,
+        mut attempt: impl FnMut() -> Result<R, Refused<()>>,
+    ) -> Result<R, Closed> {
+        if self.tx.is_idle(|| self.room()) {
+            match attempt() {
+                Ok(r) => return Ok(r),
+                Err(Refused::Closed(())) => return Err(Closed),
+                Err(Refused::Full(())) => {}
+            }
+        }
+        loop {
+            RawAcquire::new(InLine(self, Side::Send), 1).await?;
+            let got = attempt();
+            self.tx.grant_used_then_wake(|| self.room() > 0);
+            match got {
+                Ok(r) => return Ok(r),
+                Err(Refused::Closed(())) => return Err(Closed),
+                // A newcomer took the place first: line up again.
+                Err(Refused::Full(())) => {}
+            }
+        }
+    }
+
+    /// [`place_or_wait`](Self::place_or_wait), parking the thread, until `deadline`.
+    pub(crate) fn place_or_park<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Result<R, Refused<()>>,
+    ) -> Result<R, AcquireTimeoutError> {
+        if self.tx.is_idle(|| self.room()) {
+            match attempt() {
+                Ok(r) => return Ok(r),
+                Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
+                Err(Refused::Full(())) => {}
+            }
+        }
+        loop {
+            self.tx
+                .waiters
+                .acquire_blocking_then(1, deadline, || self.look_again(Side::Send))?;
+            let got = attempt();
+            self.tx.grant_used_then_wake(|| self.room() > 0);
+            match got {
+                Ok(r) => return Ok(r),
+                Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
+                // As in `place_or_wait`.
+                Err(Refused::Full(())) => {}
+            }
+        }
+    }
+
+    /// A newcomer's try at a place (a queue with places): refused as `Full` while others
+    /// wait in the senders' line.
+    pub(crate) fn try_place<R>(
+        &self,
+        attempt: impl FnOnce() -> Result<R, Refused<()>>,
+    ) -> Result<R, Refused<()>> {
+        if self.tx.is_idle(|| self.room()) {
+            return attempt();
+        }
+        if self.items.is_closed() {
+            Err(Refused::Closed(()))
+        } else {
+            Err(Refused::Full(()))
+        }
     }
 
     /// Sends `item` if a place is free and no sender waits (Toro's `put_nowait`).
@@ -323,7 +540,15 @@ impl<T> Queue<T> {
     /// [`TrySendError::Full`] or [`TrySendError::Closed`], with the item.
     #[doc(alias = "put_nowait")]
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        if self.bounded {
+        if self.has_places() {
+            let mut item = Some(item);
+            return match self.try_place(|| self.try_push(&mut item)) {
+                Ok(()) => Ok(()),
+                Err(Refused::Full(())) => Err(TrySendError::Full(item.take().expect("back"))),
+                Err(Refused::Closed(())) => Err(TrySendError::Closed(item.take().expect("back"))),
+            };
+        }
+        if self.is_rendezvous() {
             match self.slots.try_acquire(1) {
                 Ok(()) => {}
                 Err(TryAcquireError::NoPermits) => return Err(TrySendError::Full(item)),
@@ -390,7 +615,9 @@ impl<T> Queue<T> {
         }
         let backoff = Backoff::new();
         loop {
-            let granted = RawAcquire::new(InLine(self, seen), 1).await.is_ok();
+            let granted = RawAcquire::new(InLine(self, Side::Receive(seen)), 1)
+                .await
+                .is_ok();
             seen = Some(self.items.tail_position());
             match self.look_after_wait(granted) {
                 Ok(item) => return Ok(item),
@@ -466,7 +693,19 @@ impl<T> Queue<T> {
     }
 
     fn send_until(&self, item: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        if self.bounded {
+        if self.has_places() {
+            let mut item = Some(item);
+            return match self.place_or_park(deadline, || self.try_push(&mut item)) {
+                Ok(()) => Ok(()),
+                Err(AcquireTimeoutError::Timeout) => {
+                    Err(SendTimeoutError::Timeout(item.take().expect("handed back")))
+                }
+                Err(AcquireTimeoutError::Closed) => {
+                    Err(SendTimeoutError::Closed(item.take().expect("handed back")))
+                }
+            };
+        }
+        if self.is_rendezvous() {
             match self.slots.acquire_blocking(1, deadline) {
                 Ok(()) => {}
                 Err(AcquireTimeoutError::Timeout) => return Err(SendTimeoutError::Timeout(item)),
@@ -506,8 +745,8 @@ impl<T> Queue<T> {
         loop {
             let waited = self
                 .rx
-                .line
-                .acquire_blocking_then(1, deadline, || self.look_again(seen));
+                .waiters
+                .acquire_blocking_then(1, deadline, || self.look_again(Side::Receive(seen)));
             if let Err(AcquireTimeoutError::Timeout) = waited {
                 return Err(RecvTimeoutError::Timeout);
             }
@@ -522,41 +761,19 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Pushes `item` (the caller holds its slot, if bounded) and wakes a waiting
-    /// receiver. Hands the item back if the queue is closed; its slot goes back too.
+    /// Pushes `item` (unbounded, or a rendezvous whose sender holds a lent place) and
+    /// wakes a waiting receiver. Hands the item back if the queue is closed; a lent place
+    /// goes back too.
     #[inline]
     fn publish(&self, item: T) -> Result<(), T> {
         if let Err(item) = self.items.push_unless_closed(item) {
-            self.give_slot_back();
+            if self.is_rendezvous() {
+                self.slots.release(1);
+            }
             return Err(item);
         }
-        self.wake_receiver();
+        self.rx.wake();
         Ok(())
-    }
-
-    /// After a push: grants the head of the receivers' line, if anyone waits.
-    #[inline]
-    fn wake_receiver(&self) {
-        // The load is `SeqCst` (in `has_waiters`), after the push's `SeqCst` claim: module
-        // docs, "Waking receivers". loom models `SeqCst` accesses as `AcqRel` (loom#180),
-        // so under loom the pair is made of the `SeqCst` fence the C++ rule builds on.
-        #[cfg(loom)]
-        fence(SeqCst);
-        if self.rx.line.has_waiters() {
-            self.grant_one();
-        }
-    }
-
-    /// Grants the head of the receivers' line (nothing if the line emptied meanwhile).
-    #[cold]
-    fn grant_one(&self) {
-        // Counted before the grant, so a fresh receive that sees the grant's effect (the
-        // line shorter) also sees the count and stays behind the granted receiver.
-        // Relaxed: the count only keeps fresh receives in line; it orders no data.
-        self.rx.granted.fetch_add(1, Relaxed);
-        if !self.rx.line.grant_head() {
-            self.rx.granted.fetch_sub(1, Relaxed);
-        }
     }
 
     /// After a wait in line (granted, or woken by a close): looks at the FIFO, then uses
@@ -565,39 +782,39 @@ impl<T> Queue<T> {
     fn look_after_wait(&self, granted: bool) -> Result<T, TryRecvError> {
         let got = self.look();
         if granted {
-            self.grant_used();
+            self.rx.grant_used();
         }
         got
     }
 
-    /// A granted receiver has looked at the FIFO: its grant is used.
-    #[inline]
-    fn grant_used(&self) {
-        // Relaxed: as in `grant_one`.
-        self.rx.granted.fetch_sub(1, Relaxed);
-    }
-
-    /// A granted receiver is going away unserved: its grant goes to the next in line.
-    fn pass_grant(&self) {
-        if !self.rx.line.grant_head() {
-            self.grant_used();
-        }
-    }
-
-    /// A receiver has just joined the line: looks at the FIFO once more, after a `SeqCst`
-    /// fence, and grants the head if an item may be there that no grant covers (module
-    /// docs, "Waking receivers"). `seen` is the tail read before the receive's last look
-    /// found nothing: then only a push since counts (so a receiver whose grant was taken
-    /// from it does not grant itself again and again). A receive that joined without
-    /// looking (others were in line) counts any item inside.
-    fn look_again(&self, seen: Option<usize>) {
+    /// A waiter has just joined its line: looks at the FIFO once more, after a `SeqCst`
+    /// fence, and grants the head if what the line waits for may be there and no grant
+    /// covers it (module docs, "Lines").
+    ///
+    /// A receiver counts an item pushed since `seen`, the tail read before its last look
+    /// found nothing (so a receiver whose grant was taken from it does not grant itself
+    /// again and again); one that joined without looking (others were in line) counts any
+    /// item inside. A sender counts the free places that outnumber the grants out (which
+    /// their holders will use, or pass on to this line).
+    fn look_again(&self, side: Side) {
         fence(SeqCst);
-        let maybe_item = match seen {
-            Some(seen) => self.items.tail_position() != seen,
-            None => !self.items.is_empty(),
-        };
-        if maybe_item {
-            self.grant_one();
+        match side {
+            Side::Receive(seen) => {
+                let maybe_item = match seen {
+                    Some(seen) => self.items.tail_position() != seen,
+                    None => !self.items.is_empty(),
+                };
+                if maybe_item {
+                    self.rx.grant_one();
+                }
+            }
+            Side::Send => {
+                // Relaxed: after the fence; a grant passed on or used since is uncounted
+                // under the line's lock or followed by a wake (`Line`).
+                if self.room() > self.tx.granted.load(Relaxed) {
+                    self.tx.grant_one();
+                }
+            }
         }
     }
 
@@ -605,15 +822,7 @@ impl<T> Queue<T> {
     /// more than the grants not yet used (those items are promised to their receivers).
     #[inline]
     pub(crate) fn line_is_idle(&self) -> bool {
-        if self.rx.line.has_waiters() {
-            return false;
-        }
-        // Relaxed: a stale count only lets a receive that started before the grant go
-        // first, which is its turn anyway (or, the other way, sends it to the line).
-        match self.rx.granted.load(Relaxed) {
-            0 => true,
-            granted => self.items.len() > granted,
-        }
+        self.rx.is_idle(|| self.items.len())
     }
 
     /// Pops the oldest item (and gives its slot back), or says why there is none: `Empty`,
@@ -624,10 +833,10 @@ impl<T> Queue<T> {
             self.took();
             return Ok(item);
         }
-        // Acquire: pairs with the `AcqRel` RMWs of `close` and `end_permit`, so the look
-        // below sees every push made before the close or before a permit's end.
-        let word = self.permits.load(Acquire);
-        if word & CLOSED == 0 {
+        // Acquire (in `reservations`): pairs with `close` and the permits' claims, so the
+        // look below sees every push made before the close, and every permit's push.
+        let reservations = self.items.reservations();
+        if reservations == Reservations::Open {
             return Err(TryRecvError::Empty);
         }
         match self.items.pop() {
@@ -635,61 +844,40 @@ impl<T> Queue<T> {
                 self.took();
                 Ok(item)
             }
-            None if word == CLOSED => Err(TryRecvError::Closed),
+            None if reservations == Reservations::ClosedWithNone => Err(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
         }
     }
 
-    /// An item was taken: its place is free again (a rendezvous spends the receive's offer
-    /// instead).
+    /// An item was taken: its place is free again, for a waiting sender (a rendezvous
+    /// spends the receive's offer instead).
     #[inline]
     fn took(&self) {
-        if self.bounded && !self.is_rendezvous() {
-            self.slots.release(1);
+        if self.has_places() {
+            self.tx.wake();
         }
     }
 
-    /// Gives back the slot of a send or a permit that will not push.
-    #[inline]
-    fn give_slot_back(&self) {
-        if self.bounded {
-            self.slots.release(1);
-        }
-    }
-
-    /// A reserve that holds its slot (if bounded) counts itself as a permit out: a close
-    /// after the count waits for this permit. Fails, giving everything back, if the queue
-    /// is closed.
-    pub(crate) fn start_permit(&self) -> Result<(), ()> {
-        // Relaxed: the count orders nothing; the permit's push is published by its end.
-        if self.permits.fetch_add(PERMIT, Relaxed) & CLOSED != 0 {
-            self.give_slot_back();
-            self.end_permit();
-            return Err(());
-        }
-        Ok(())
-    }
-
-    /// A permit sends its item: pushed even after a close, and a waiting receiver woken.
+    /// A permit sends its item: pushed even after a close, and a waiting receiver woken;
+    /// the last permit of a closed queue lets the receivers see it drained.
     pub(crate) fn permit_send(&self, item: T) {
-        self.items.push(item);
-        self.wake_receiver();
-        self.end_permit();
+        let last = self.items.push_reserved(item);
+        self.rx.wake();
+        if last {
+            self.rx.waiters.close();
+        }
     }
 
-    /// A permit is dropped unsent: its slot goes back.
+    /// A permit is dropped unsent: its place goes back, to a waiting sender.
     pub(crate) fn permit_drop(&self) {
-        self.give_slot_back();
-        self.end_permit();
-    }
-
-    /// A permit is done; the last one out after a close wakes the receivers to see the
-    /// queue drained.
-    fn end_permit(&self) {
-        // AcqRel: Release publishes this permit's push to the receivers that acquire the
-        // word; Acquire, for the last one, sees the close and the other permits' pushes.
-        if self.permits.fetch_sub(PERMIT, AcqRel) == PERMIT | CLOSED {
-            self.rx.line.close();
+        let last = self.items.unreserve();
+        if self.has_places() {
+            self.tx.wake();
+        } else if self.is_rendezvous() {
+            self.slots.release(1);
+        }
+        if last {
+            self.rx.waiters.close();
         }
     }
 
@@ -735,7 +923,7 @@ impl<T> Queue<T> {
     pub(crate) fn poll_take<R: SemRef>(
         &self,
         wait: &mut Option<Pin<Box<RawAcquire<R>>>>,
-        join: impl Fn(Option<usize>) -> R,
+        join: impl Fn(Option<u64>) -> R,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         let backoff = Backoff::new();
@@ -779,10 +967,8 @@ impl<T> Queue<T> {
     }
 }
 
-/// What a wait in the receivers' line holds: something that reaches the queue, and the
-/// tail position read before the receive's last look found nothing (`None`: it joined
-/// without looking).
-pub(crate) struct InLine<Q>(pub(crate) Q, pub(crate) Option<usize>);
+/// What a wait in a line holds: something that reaches the queue, and which line it is in.
+pub(crate) struct InLine<Q>(pub(crate) Q, pub(crate) Side);
 
 /// A handle that reaches a queue.
 pub(crate) trait QueueRef {
@@ -803,7 +989,7 @@ impl<Q: QueueRef> SemRef for InLine<Q> {
 
     #[inline]
     fn raw(&self) -> &RawSemaphore {
-        &self.0.queue().rx.line
+        &self.0.queue().line(self.1).waiters
     }
 
     #[inline]
@@ -814,7 +1000,7 @@ impl<Q: QueueRef> SemRef for InLine<Q> {
     #[inline]
     fn give_back(&self, n: u32) {
         debug_assert_eq!(n, 1);
-        self.0.queue().pass_grant();
+        self.0.queue().line(self.1).pass_grant();
     }
 }
 
@@ -868,6 +1054,17 @@ impl<'a, T> Offer<'a, T> {
 impl<T> Drop for Offer<'_, T> {
     fn drop(&mut self) {
         self.queue.leave(self.ticket);
+    }
+}
+
+impl<T> Queue<T> {
+    /// The line a wait on `side` is in.
+    #[inline]
+    fn line(&self, side: Side) -> &Line {
+        match side {
+            Side::Receive(_) => &self.rx,
+            Side::Send => &self.tx,
+        }
     }
 }
 

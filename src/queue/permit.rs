@@ -1,6 +1,7 @@
 //! `reserve`: a place in the queue held ahead of the item, the cancel-safe way to send from
-//! a `select!`. A [`SendPermit`] owns one `slots` permit (if bounded) and counts in the
-//! queue's permits out; `send` spends it on an item (which neither fails nor waits, and is
+//! a `select!`. A [`SendPermit`] is one reservation counted in the FIFO's tail word (which
+//! a bounded queue counts against its capacity), plus, for a rendezvous, the place a
+//! receiver lent; `send` spends it on an item (which neither fails nor waits, and is
 //! delivered even after a close), dropping it gives the place back.
 
 use core::fmt;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::Queue;
 use crate::error::{AcquireTimeoutError, Closed, SendTimeoutError, TryAcquireError, TrySendError};
+use crate::segqueue::{Refused, UNBOUNDED};
 use crate::semaphore::future::RawAcquire;
 
 /// One place reserved in a [`Queue`]: [`send`](Self::send) fills it without failing or
@@ -63,7 +65,12 @@ impl<T> Queue<T> {
     /// # });
     /// ```
     pub async fn reserve(&self) -> Result<SendPermit<'_, T>, Closed> {
-        if self.bounded {
+        if self.has_places() {
+            self.place_or_wait(|| self.items.reserve(self.places as u64))
+                .await?;
+            return Ok(SendPermit { queue: self });
+        }
+        if self.is_rendezvous() {
             RawAcquire::new(&*self.slots, 1).await?;
         }
         self.permit()
@@ -74,7 +81,14 @@ impl<T> Queue<T> {
     /// # Errors
     /// [`TrySendError::Full`] or [`TrySendError::Closed`] (carrying `()`).
     pub fn try_reserve(&self) -> Result<SendPermit<'_, T>, TrySendError<()>> {
-        if self.bounded {
+        if self.has_places() {
+            return match self.try_place(|| self.items.reserve(self.places as u64)) {
+                Ok(()) => Ok(SendPermit { queue: self }),
+                Err(Refused::Full(())) => Err(TrySendError::Full(())),
+                Err(Refused::Closed(())) => Err(TrySendError::Closed(())),
+            };
+        }
+        if self.is_rendezvous() {
             match self.slots.try_acquire(1) {
                 Ok(()) => {}
                 Err(TryAcquireError::NoPermits) => return Err(TrySendError::Full(())),
@@ -118,7 +132,14 @@ impl<T> Queue<T> {
         &self,
         deadline: Option<Instant>,
     ) -> Result<SendPermit<'_, T>, SendTimeoutError<()>> {
-        if self.bounded {
+        if self.has_places() {
+            return match self.place_or_park(deadline, || self.items.reserve(self.places as u64)) {
+                Ok(()) => Ok(SendPermit { queue: self }),
+                Err(AcquireTimeoutError::Timeout) => Err(SendTimeoutError::Timeout(())),
+                Err(AcquireTimeoutError::Closed) => Err(SendTimeoutError::Closed(())),
+            };
+        }
+        if self.is_rendezvous() {
             match self.slots.acquire_blocking(1, deadline) {
                 Ok(()) => {}
                 Err(AcquireTimeoutError::Timeout) => return Err(SendTimeoutError::Timeout(())),
@@ -128,10 +149,15 @@ impl<T> Queue<T> {
         self.permit().map_err(|Closed| SendTimeoutError::Closed(()))
     }
 
-    /// Makes the permit of a reserve that holds its slot (if bounded), unless the queue
-    /// closed meanwhile.
+    /// Makes the permit of a reserve on an unbounded queue, or on a rendezvous whose
+    /// receiver lent the place (which goes back if the queue closed meanwhile).
     fn permit(&self) -> Result<SendPermit<'_, T>, Closed> {
-        self.start_permit().map_err(|()| Closed)?;
+        if self.items.reserve(UNBOUNDED).is_err() {
+            if self.is_rendezvous() {
+                self.slots.release(1);
+            }
+            return Err(Closed);
+        }
         Ok(SendPermit { queue: self })
     }
 }

@@ -22,19 +22,31 @@
 //! one writer at a time (its pusher, then, after acquiring W, its popper) and the retiring
 //! thread only reads it, so both marks are plain stores: no read-modify-write on a slot.
 //!
-//! # Index words (`head.index`, `tail.index`)
+//! # Index words (`head.index`, `tail.index`, 64 bits on every target)
 //!
 //! ```text
-//! usize::BITS-1                                  1   0
-//! +-----------------------------------------------+---+
-//! |        position = lap * LAP + offset          |M/C|
-//! +-----------------------------------------------+---+
+//!  63                           29 28                       1   0
+//! +-------------------------------+--------------------------+---+
+//! | position = lap * LAP + offset |  R: reservations (tail)  |M/C|
+//! +-------------------------------+--------------------------+---+
 //! M = MARK (head only): the head's segment is not the last one, so a popper need not
 //!     read the tail to know that the slot at the head has been claimed by a pusher.
-//! C = CLOSED (tail only): `close` was called; `push_unless_closed` claims nothing more
-//!     (its claim fails on the bit), `push` still does. Set once, never cleared; the step
-//!     that moves the tail onto a new segment is a `fetch_add`, so it keeps the bit.
+//! C = CLOSED (tail only): `close` was called; `push_unless_closed`, `push_within` and
+//!     `reserve` claim nothing more (their claim fails on the bit), `push` and
+//!     `push_reserved` still do. Set once, never cleared; the step that moves the tail
+//!     onto a new segment is a `fetch_add`, so it keeps the bit (and R).
+//! R = places reserved ahead of their item (`reserve`), at most `MAX_RESERVED`. A
+//!     reservation counts against a bound like an item; `push_reserved` turns one into
+//!     a claimed slot in one compare-and-swap, `unreserve` gives one back.
 //! ```
+//!
+//! So everything that decides whether a bounded push may claim, the tail's position, the
+//! reservations and the closed bit, is one word, and the claim's compare-and-swap checks
+//! it all at once; only the head is elsewhere, and it only ever moves on (a stale head
+//! makes a push see less room, never more). The position sits at the top so that it wraps
+//! by itself, at 2^35 positions, and laps stay aligned across the wrap since `LAP` divides
+//! that. A queue holds far fewer than 2^34 items, so head and tail are never half a wrap
+//! apart.
 //!
 //! Each segment covers one lap of `LAP = SEGMENT_CAP + 1` positions: offsets
 //! `0..SEGMENT_CAP` name its slots and offset `SEGMENT_CAP` means "between segments":
@@ -43,8 +55,9 @@
 //!
 //! # The algorithm
 //!
-//! **Push.** Load `tail.index`, then `tail.segment`. Claim the slot at the tail by a
-//! compare-and-swap of `tail.index` from the loaded position to the next one: the one
+//! **Push.** Load `tail.index`, then `tail.segment` (and, for `push_within`, the head,
+//! to count the items and reservations against the bound). Claim the slot at the tail by
+//! a compare-and-swap of `tail.index` from the loaded position to the next one: the one
 //! atomic read-modify-write of the claim on the fast path. The winner writes the value
 //! and stores WRITE in its state byte. The
 //! pusher that claims a segment's last slot has already taken the next segment (from the
@@ -157,9 +170,11 @@
 //!
 //! # Orderings
 //!
-//! No `SeqCst` anywhere: nothing here is a store-load race. The layer above orders its own
-//! waiting (a pop after a push it has synchronised with always finds the item, by
-//! coherence of `tail.index`). Each ordering below names what it publishes and pairs with.
+//! Nothing here is a store-load race of its own. The layer above orders its own waiting
+//! (a pop after a push it has synchronised with always finds the item, by coherence of
+//! `tail.index`): for that, a push's claim, a pop's claim and `unreserve` are `SeqCst`,
+//! the store halves of its "change the queue, then look for waiters" pairs. Each other
+//! ordering below names what it publishes and pairs with.
 //!
 //! The loom models in `loom-tests/tests/segqueue.rs` check the claims, the segment
 //! hand-overs and the whole reclamation protocol; a weakened ordering at any of those
@@ -182,7 +197,7 @@ use crossbeam_utils::CachePadded;
 
 #[cfg(any(test, loom))]
 use crate::loom::Counter;
-use crate::loom::{AtomicPtr, AtomicU8, AtomicUsize, Backoff, Ordering::*, UnsafeCell};
+use crate::loom::{AtomicPtr, AtomicU64, AtomicU8, Backoff, Ordering::*, UnsafeCell};
 #[cfg(not(loom))]
 use chunk::{Arena, Source};
 
@@ -207,40 +222,107 @@ const READ: u8 = 2;
 pub(crate) const SEGMENT_CAP: usize = if cfg!(loom) { 2 } else { 63 };
 /// Positions per segment: its slots plus the "between segments" offset.
 const LAP: usize = SEGMENT_CAP + 1;
+/// Bits of the reservation count R in `tail.index`.
+const RESERVED_BITS: u32 = 28;
 /// Low bits of an index word that are not part of the position.
-const SHIFT: u32 = 1;
+const SHIFT: u32 = 1 + RESERVED_BITS;
 /// In `head.index`: the head's segment is not the last one.
-const MARK: usize = 1;
+const MARK: u64 = 1;
 /// In `tail.index`: the queue is closed; `push_unless_closed` claims no more slots.
-const CLOSED: usize = 1;
+const CLOSED: u64 = 1;
+/// One reservation, in `tail.index` units.
+const RESERVED_ONE: u64 = 2;
+/// The reservation count's bits in `tail.index`.
+const RESERVED_MASK: u64 = ((1 << RESERVED_BITS) - 1) * RESERVED_ONE;
+/// Reservations out at once, at most.
+pub(crate) const MAX_RESERVED: usize = (1 << RESERVED_BITS) - 1;
 /// One position, in index-word units.
-const ONE: usize = 1 << SHIFT;
+const ONE: u64 = 1 << SHIFT;
+/// Every position, as a mask of a position (positions wrap at 2^(64 - SHIFT)).
+const POSITIONS: u64 = u64::MAX >> SHIFT;
+/// No bound: for `reserve` on an unbounded queue.
+pub(crate) const UNBOUNDED: u64 = u64::MAX;
 /// Retired segments kept for reuse; the rest are freed.
 pub(crate) const POOL_CAP: usize = 2;
 
-// Positions wrap at 2^(BITS - SHIFT); laps stay aligned across the wrap only if LAP divides
+// Positions wrap at 2^(64 - SHIFT); laps stay aligned across the wrap only if LAP divides
 // that. loom's lap of 3 never gets near a wrap.
 const _: () = assert!(cfg!(loom) || LAP.is_power_of_two());
 
 /// The position in an index word.
-const fn position(index: usize) -> usize {
+const fn position(index: u64) -> u64 {
     index >> SHIFT
 }
 
 /// The offset of an index in its segment; `SEGMENT_CAP` means "between segments".
-const fn offset(index: usize) -> usize {
-    position(index) % LAP
+const fn offset(index: u64) -> usize {
+    (position(index) % LAP as u64) as usize
 }
 
 /// The lap (which segment, counting from the first) of an index.
-const fn lap(index: usize) -> usize {
-    position(index) / LAP
+const fn lap(index: u64) -> u64 {
+    position(index) / LAP as u64
+}
+
+/// The reservations counted in a tail index word.
+const fn reserved(tail: u64) -> u64 {
+    (tail & RESERVED_MASK) / RESERVED_ONE
 }
 
 /// How many slots lie before position `pos`: every lap before it has `SEGMENT_CAP`, and
 /// the "between segments" position counts as the start of the next lap.
-const fn slots_before(pos: usize) -> usize {
-    pos - pos / LAP
+const fn slots_before(pos: u64) -> u64 {
+    pos - pos / LAP as u64
+}
+
+/// The slots claimed between a head and a tail index word (items, written or on their
+/// way), or `None` if the tail reads as behind the head: a tail loaded before the head,
+/// and stale by now.
+const fn items_between(head: u64, tail: u64) -> Option<u64> {
+    // Rotate both positions so that the head's lap is lap 1 (a tail "between segments"
+    // just before it is then in lap 0); the wrapping subtraction keeps this right when
+    // positions wrap.
+    let base = (position(head) - offset(head) as u64).wrapping_sub(LAP as u64);
+    let tail = position(tail).wrapping_sub(base) & POSITIONS;
+    let head = LAP as u64 + offset(head) as u64;
+    if tail > POSITIONS / 2 || slots_before(tail) < slots_before(head) {
+        return None;
+    }
+    Some(slots_before(tail) - slots_before(head))
+}
+
+/// What a push may claim.
+#[derive(Clone, Copy)]
+enum Claim {
+    /// Any slot, closed or not.
+    #[cfg(any(test, loom))]
+    Always,
+    /// Any slot unless the queue is closed.
+    UnlessClosed,
+    /// A slot unless closed, or unless items and reservations already fill the bound.
+    Within(u64),
+    /// The slot of one reservation, closed or not.
+    Reserved,
+}
+
+/// Why a push or a reservation claimed nothing; the value comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused<T> {
+    /// Items and reservations fill the bound.
+    Full(T),
+    /// The queue is closed.
+    Closed(T),
+}
+
+/// Where a closed queue's reservations stand, read in one word with the closed bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reservations {
+    /// The queue is open.
+    Open,
+    /// Closed, with reservations still out: their items may still come.
+    ClosedWithSome,
+    /// Closed, none out: nothing more will ever be pushed.
+    ClosedWithNone,
 }
 
 /// A segment: `SEGMENT_CAP` slots, their state bytes apart from their values.
@@ -332,7 +414,7 @@ impl<T> Segment<T> {
 /// One end of the queue: a position and the segment it lies in.
 struct Position<T> {
     /// The index word (see the module docs).
-    index: AtomicUsize,
+    index: AtomicU64,
     /// The segment of the index's lap (or, briefly, the next one, while the index is between
     /// segments).
     segment: AtomicPtr<Segment<T>>,
@@ -341,7 +423,7 @@ struct Position<T> {
 impl<T> Position<T> {
     fn new(segment: *mut Segment<T>) -> CachePadded<Self> {
         CachePadded::new(Self {
-            index: AtomicUsize::new(0),
+            index: AtomicU64::new(0),
             segment: AtomicPtr::new(segment),
         })
     }
@@ -405,30 +487,151 @@ impl<T> SegQueue<T> {
     }
 
     /// Pushes `value` at the back, closed or not. Never fails and never blocks (see
-    /// "Progress" in the module docs for the one short wait at a segment boundary).
+    /// "Progress" in the module docs for the one short wait at a segment boundary). For
+    /// the tests and models of this layer; the queue above pushes through the other forms.
+    #[cfg(any(test, loom))]
     #[inline]
     pub fn push(&self, value: T) {
-        let pushed = self.push_inner(value, true);
+        let pushed = self.push_inner(value, Claim::Always);
         debug_assert!(pushed.is_ok());
     }
 
     /// Pushes `value` at the back unless the queue is closed: then it is handed back.
     #[inline]
     pub fn push_unless_closed(&self, value: T) -> Result<(), T> {
-        self.push_inner(value, false)
+        self.push_inner(value, Claim::UnlessClosed)
+            .map(drop)
+            .map_err(|refused| match refused {
+                Refused::Full(v) | Refused::Closed(v) => v,
+            })
     }
 
-    /// Closes the queue: from here on `push_unless_closed` fails. Pops go on.
-    pub fn close(&self) {
+    /// Pushes `value` at the back unless the queue is closed, or unless its items and
+    /// reservations already number `bound`.
+    #[inline]
+    pub(crate) fn push_within(&self, value: T, bound: usize) -> Result<(), Refused<T>> {
+        self.push_inner(value, Claim::Within(bound as u64))
+            .map(drop)
+    }
+
+    /// Pushes `value` into the place of one reservation, closed or not. Returns whether
+    /// that was the last reservation of a closed queue: nothing more will be pushed.
+    #[inline]
+    pub(crate) fn push_reserved(&self, value: T) -> bool {
+        match self.push_inner(value, Claim::Reserved) {
+            Ok(old) => old & CLOSED != 0 && reserved(old) == 1,
+            Err(_) => unreachable!("a reserved push always claims"),
+        }
+    }
+
+    /// Reserves a place ahead of its item, unless the queue is closed or its items and
+    /// reservations already number `bound` ([`UNBOUNDED`]: no bound).
+    ///
+    /// # Panics
+    /// If `MAX_RESERVED` reservations are out on a queue without a bound (with one, that
+    /// many fill it).
+    pub(crate) fn reserve(&self, bound: u64) -> Result<(), Refused<()>> {
+        let backoff = Backoff::new();
+        // Relaxed: the count orders nothing; an item pushed into the place is published by
+        // its own claim.
+        let mut tail = self.tail.index.load(Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err(Refused::Closed(()));
+            }
+            if reserved(tail) == MAX_RESERVED as u64 {
+                assert!(
+                    bound != UNBOUNDED,
+                    "more than MAX_RESERVED send permits out"
+                );
+                return Err(Refused::Full(()));
+            }
+            if bound != UNBOUNDED {
+                // Relaxed: a count; a stale head only sees less room.
+                let head = self.head.index.load(Relaxed);
+                let Some(items) = items_between(head, tail) else {
+                    tail = self.fresh_tail();
+                    backoff.snooze();
+                    continue;
+                };
+                if items + reserved(tail) >= bound {
+                    return Err(Refused::Full(()));
+                }
+            }
+            // Relaxed: as for the load.
+            match self
+                .tail
+                .index
+                .compare_exchange_weak(tail, tail + RESERVED_ONE, Relaxed, Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(current) => {
+                    tail = current;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// Gives back one reservation unused. Returns whether that was the last reservation of
+    /// a closed queue: nothing more will be pushed.
+    pub(crate) fn unreserve(&self) -> bool {
+        // SeqCst: the store half of the layer above's "free a place, then look for waiting
+        // senders" pair (module docs, "Orderings").
+        let old = self.tail.index.fetch_sub(RESERVED_ONE, SeqCst);
+        debug_assert!(reserved(old) > 0, "unreserve without a reservation");
+        old & CLOSED != 0 && reserved(old) == 1
+    }
+
+    /// Closes the queue: from here on `push_unless_closed`, `push_within` and `reserve`
+    /// fail. Pops go on, and so do the pushes of reservations made before. Returns whether
+    /// no reservation was out: nothing more will be pushed.
+    pub fn close(&self) -> bool {
         // AcqRel: Release, with the claims' release sequence, makes every push claimed
         // before the close visible to whoever acquires what the closer does next.
-        self.tail.index.fetch_or(CLOSED, AcqRel);
+        reserved(self.tail.index.fetch_or(CLOSED, AcqRel)) == 0
+    }
+
+    /// Whether the queue is closed, and if so whether reservations are still out.
+    #[inline]
+    pub(crate) fn reservations(&self) -> Reservations {
+        // Acquire: pairs with `close`, and with the claims of reserved pushes (their
+        // release sequence), so that a pop after this sees every push they made.
+        let tail = self.tail.index.load(Acquire);
+        match (tail & CLOSED != 0, reserved(tail)) {
+            (false, _) => Reservations::Open,
+            (true, 0) => Reservations::ClosedWithNone,
+            (true, _) => Reservations::ClosedWithSome,
+        }
+    }
+
+    /// How many more items and reservations fit under `bound` now (a snapshot).
+    pub(crate) fn room(&self, bound: usize) -> usize {
+        // Relaxed: counts; the layer above orders them with a fence where it must.
+        let mut tail = self.tail.index.load(Relaxed);
+        loop {
+            // Relaxed: as for the tail.
+            let head = self.head.index.load(Relaxed);
+            if let Some(items) = items_between(head, tail) {
+                return (bound as u64).saturating_sub(items + reserved(tail)) as usize;
+            }
+            tail = self.fresh_tail();
+        }
+    }
+
+    /// The tail word as it is now, for a reader whose tail turned out older than a head it
+    /// read after it (pushes and pops since): a read-modify-write reads the latest value,
+    /// which a plain load need not. Rare, so its cost does not matter.
+    #[cold]
+    fn fresh_tail(&self) -> u64 {
+        // Acquire: as the first load of a push, for the segment that goes with it.
+        self.tail.index.fetch_add(0, Acquire)
     }
 
     /// Where the tail is now: a position that moves on with every claim of a push. The
     /// layer above compares two readings to learn whether anything was pushed between them.
     #[inline]
-    pub fn tail_position(&self) -> usize {
+    pub fn tail_position(&self) -> u64 {
         // Relaxed: a reading for a comparison; the layer above orders it with a fence.
         position(self.tail.index.load(Relaxed))
     }
@@ -440,8 +643,10 @@ impl<T> SegQueue<T> {
         self.tail.index.load(Acquire) & CLOSED != 0
     }
 
+    /// Claims a slot as `claim` allows and writes `value` into it; returns the tail word
+    /// the claim replaced.
     #[inline(always)]
-    fn push_inner(&self, value: T, always: bool) -> Result<(), T> {
+    fn push_inner(&self, value: T, claim: Claim) -> Result<u64, Refused<T>> {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store that opens a lap, so the segment we load
         // next is at least the one of this position's lap (if it is a later one, the
@@ -454,12 +659,39 @@ impl<T> SegQueue<T> {
         let mut next: *mut Segment<T> = ptr::null_mut();
 
         loop {
-            if !always && tail & CLOSED != 0 {
+            let refused = match claim {
+                #[cfg(any(test, loom))]
+                Claim::Always => false,
+                Claim::Reserved => false,
+                Claim::UnlessClosed | Claim::Within(_) => tail & CLOSED != 0,
+            };
+            if refused {
                 if !next.is_null() {
                     // SAFETY: `next` came from `take_segment` and nobody else saw it.
                     unsafe { self.put_spare(next) };
                 }
-                return Err(value);
+                return Err(Refused::Closed(value));
+            }
+            if let Claim::Within(bound) = claim {
+                // Relaxed: a count; a stale head only sees less room, and the claim below
+                // fails if the tail moved.
+                let head = self.head.index.load(Relaxed);
+                match items_between(head, tail) {
+                    None => {
+                        tail = self.fresh_tail();
+                        seg = self.tail.segment.load(Relaxed);
+                        backoff.snooze();
+                        continue;
+                    }
+                    Some(items) if items + reserved(tail) >= bound => {
+                        if !next.is_null() {
+                            // SAFETY: as above.
+                            unsafe { self.put_spare(next) };
+                        }
+                        return Err(Refused::Full(value));
+                    }
+                    Some(_) => {}
+                }
             }
             let offset = offset(tail);
             if offset == SEGMENT_CAP {
@@ -478,12 +710,16 @@ impl<T> SegQueue<T> {
             // layer above's "push, then look for waiting receivers" store-load pair, whose
             // other half is a receiver's "join the line, fence, look at the tail". Acquire on
             // failure: the new position may open a lap, as for the first load.
-            match self.tail.index.compare_exchange_weak(
-                tail,
-                tail.wrapping_add(ONE),
-                SeqCst,
-                Acquire,
-            ) {
+            let mut claimed = tail.wrapping_add(ONE);
+            if let Claim::Reserved = claim {
+                debug_assert!(reserved(tail) > 0, "a reserved push without a reservation");
+                claimed -= RESERVED_ONE;
+            }
+            match self
+                .tail
+                .index
+                .compare_exchange_weak(tail, claimed, SeqCst, Acquire)
+            {
                 Ok(_) => {
                     if offset + 1 == SEGMENT_CAP {
                         // We claimed the last slot; the tail now reads "between segments",
@@ -508,7 +744,7 @@ impl<T> SegQueue<T> {
                         // SAFETY: `next` came from `take_segment` and nobody else saw it.
                         unsafe { self.put_spare(next) };
                     }
-                    return Ok(());
+                    return Ok(tail);
                 }
                 Err(current) => {
                     tail = current;
@@ -556,13 +792,15 @@ impl<T> SegQueue<T> {
                 }
             }
 
-            // Release on success: `len` acquires `head.index`, and must then see a tail at
-            // least as far as the one this claim relied on. Acquire on failure: the new
-            // position may be on a new segment, as for the first load.
+            // SeqCst on success: Release, because `len` acquires `head.index` and must then
+            // see a tail at least as far as the one this claim relied on; SeqCst, because
+            // it is the store half of the layer above's "take an item, then look for
+            // waiting senders" pair. Acquire on failure: the new position may be on a new
+            // segment, as for the first load.
             match self
                 .head
                 .index
-                .compare_exchange_weak(head, new_head, Release, Acquire)
+                .compare_exchange_weak(head, new_head, SeqCst, Acquire)
             {
                 Ok(_) => {
                     if offset + 1 == SEGMENT_CAP {
@@ -607,14 +845,10 @@ impl<T> SegQueue<T> {
         // or after the head.
         let head = self.head.index.load(Acquire);
         let tail = self.tail.index.load(Relaxed);
-        // Rotate both positions so that the head's lap is lap 0; the wrapping subtraction
-        // keeps this right when positions wrap.
-        let base = position(head) - offset(head);
-        let tail = position(tail).wrapping_sub(base) & (usize::MAX >> SHIFT);
-        let head = offset(head);
-        debug_assert!(tail >= head, "the tail never falls behind the head");
-        // Saturating only as a guard: by the orderings above the tail is never behind.
-        slots_before(tail).saturating_sub(slots_before(head))
+        let items = items_between(head, tail);
+        debug_assert!(items.is_some(), "the tail never falls behind the head");
+        // `unwrap_or` only as a guard: by the orderings above the tail is never behind.
+        items.unwrap_or(0) as usize
     }
 
     /// Whether the queue holds no items (a snapshot, as for [`len`](Self::len)).
@@ -830,8 +1064,8 @@ impl<T> Drop for SegQueue<T> {
         // the queue synchronised with them. So every segment before the head's has been
         // recycled, every slot in [head, tail) is written, and nothing else is alive but the
         // chain from the head and the pool.
-        let mut head = self.head.index.load(Relaxed) & !MARK;
-        let tail = self.tail.index.load(Relaxed) & !CLOSED;
+        let mut head = self.head.index.load(Relaxed) & !(ONE - 1);
+        let tail = self.tail.index.load(Relaxed) & !(ONE - 1);
         let mut seg = self.head.segment.load(Relaxed);
 
         while head != tail {

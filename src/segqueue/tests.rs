@@ -20,20 +20,114 @@ const N: usize = if cfg!(miri) {
 
 #[test]
 fn index_encoding() {
-    assert_eq!(LAP, SEGMENT_CAP + 1);
-    assert_eq!(position(5 << SHIFT | MARK), 5);
-    assert_eq!(offset((LAP + 3) << SHIFT), 3);
-    assert_eq!(offset((2 * LAP - 1) << SHIFT), SEGMENT_CAP);
-    assert_eq!(lap((2 * LAP - 1) << SHIFT), 1);
-    assert_eq!(lap((2 * LAP) << SHIFT), 2);
+    let lap_ = LAP as u64;
+    let cap = SEGMENT_CAP as u64;
+    assert_eq!(position((5 << SHIFT) | MARK), 5);
+    assert_eq!(position((5 << SHIFT) | (7 * RESERVED_ONE) | CLOSED), 5);
+    assert_eq!(offset((lap_ + 3) << SHIFT), 3);
+    assert_eq!(offset((2 * lap_ - 1) << SHIFT), SEGMENT_CAP);
+    assert_eq!(lap((2 * lap_ - 1) << SHIFT), 1);
+    assert_eq!(lap((2 * lap_) << SHIFT), 2);
     assert_eq!(slots_before(0), 0);
-    assert_eq!(slots_before(SEGMENT_CAP), SEGMENT_CAP);
+    assert_eq!(slots_before(cap), cap);
     // "Between segments" counts as the start of the next lap.
-    assert_eq!(slots_before(LAP - 1), slots_before(LAP));
-    assert_eq!(slots_before(2 * LAP + 1), 2 * SEGMENT_CAP + 1);
+    assert_eq!(slots_before(lap_ - 1), slots_before(lap_));
+    assert_eq!(slots_before(2 * lap_ + 1), 2 * cap + 1);
+    // The reservation count has its own bits, below the position, above bit 0.
+    assert_eq!(
+        reserved((MAX_RESERVED as u64 * RESERVED_ONE) | CLOSED),
+        MAX_RESERVED as u64
+    );
+    assert_eq!(reserved(ONE - 1), MAX_RESERVED as u64);
+    assert_eq!(RESERVED_MASK & (CLOSED | ONE), 0);
     // The state bits are distinct.
     assert_eq!(WRITE | READ, 3);
     assert_eq!(WRITE & READ, 0);
+}
+
+/// Items between a head and a tail, across the wrap of positions, and a stale tail.
+#[test]
+fn items_between_wraps_and_spots_a_stale_tail() {
+    let at = |pos: u64| (pos & POSITIONS) << SHIFT;
+    assert_eq!(items_between(at(3), at(3)), Some(0));
+    assert_eq!(
+        items_between(at(3), at(5) | (9 * RESERVED_ONE) | CLOSED),
+        Some(2)
+    );
+    // Across a segment boundary: the "between segments" position holds no item.
+    let lap_ = LAP as u64;
+    assert_eq!(items_between(at(lap_ - 2), at(lap_ + 1)), Some(2));
+    // Across the wrap (LAP divides the number of positions, so laps stay aligned).
+    let last_lap = (POSITIONS + 1) - lap_;
+    assert_eq!(
+        items_between(at(last_lap), at(last_lap + lap_ + 2)),
+        Some(SEGMENT_CAP as u64 + 2)
+    );
+    // A tail behind the head: loaded before it, and stale.
+    assert_eq!(items_between(at(5), at(3)), None);
+}
+
+/// A bound counts items and reservations; a reserved push needs no room and turns a
+/// reservation into an item; close stops fresh pushes and reserves but not reserved pushes.
+#[test]
+fn bound_counts_items_and_reservations() {
+    let q = SegQueue::new();
+    assert_eq!(q.push_within(1, 3), Ok(()));
+    assert_eq!(q.reserve(3), Ok(()));
+    assert_eq!(q.room(3), 1);
+    assert_eq!(q.push_within(2, 3), Ok(()));
+    assert_eq!(q.push_within(3, 3), Err(Refused::Full(3)));
+    assert_eq!(q.reserve(3), Err(Refused::Full(())));
+    assert_eq!(q.reserve(UNBOUNDED), Ok(()), "no bound, no limit");
+    assert_eq!(q.len(), 2);
+    assert!(!q.push_reserved(4), "open: not the last after a close");
+    assert_eq!(q.room(3), 0, "3 items and 1 reservation under a bound of 3");
+    assert_eq!(q.pop(), Some(1));
+    assert_eq!(q.room(3), 0);
+    assert_eq!(q.pop(), Some(2));
+    assert_eq!(q.room(3), 1);
+
+    assert!(!q.close(), "a reservation is out");
+    assert_eq!(q.reservations(), Reservations::ClosedWithSome);
+    assert_eq!(q.push_within(5, 3), Err(Refused::Closed(5)));
+    assert_eq!(q.reserve(UNBOUNDED), Err(Refused::Closed(())));
+    assert!(q.push_reserved(6), "the last reservation of a closed queue");
+    assert_eq!(q.reservations(), Reservations::ClosedWithNone);
+    assert_eq!(q.pop(), Some(4));
+    assert_eq!(q.pop(), Some(6));
+    assert_eq!(q.pop(), None);
+}
+
+#[test]
+fn unreserve_tells_the_last_after_a_close() {
+    let q = SegQueue::<u8>::new();
+    q.reserve(1).unwrap();
+    q.reserve(UNBOUNDED).unwrap();
+    assert!(!q.unreserve());
+    assert!(!q.close());
+    assert!(q.unreserve());
+    assert_eq!(q.reservations(), Reservations::ClosedWithNone);
+    let q = SegQueue::<u8>::new();
+    assert!(q.close(), "nothing reserved");
+}
+
+/// A bounded stream across many segment boundaries never holds more than its bound.
+#[test]
+fn push_within_across_segments() {
+    let q = SegQueue::new();
+    let bound = SEGMENT_CAP + 2;
+    let mut next = 0;
+    for round in 0..N / bound {
+        let mut pushed = 0;
+        while q.push_within(next + pushed, bound).is_ok() {
+            pushed += 1;
+        }
+        assert_eq!(q.len(), bound, "round {round}");
+        for i in 0..pushed {
+            assert_eq!(q.pop(), Some(next + i));
+        }
+        next += pushed;
+    }
 }
 
 #[test]

@@ -480,16 +480,26 @@ impl RawSemaphore {
     /// word: a grant that is not made of permits (the queue layer's "an item is there for
     /// you"). Returns `false`, changing nothing, when nobody waits or the semaphore is
     /// closed.
-    #[cold]
+    #[cfg(test)]
     pub(crate) fn grant_head(&self) -> bool {
+        self.grant_head_else(|| {})
+    }
+
+    /// [`grant_head`](Self::grant_head), running `none` under the waiter lock when there
+    /// is nobody to grant: so a waiter that joins the queue after this call sees what
+    /// `none` did (the lock orders them), and one that joined before is granted.
+    #[cold]
+    pub(crate) fn grant_head_else(&self, none: impl FnOnce()) -> bool {
         let mut wakes = WakeList::new();
         let mut list = self.waiters.lock();
         // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
         // waiter as `CLOSED` under it; a grant after `C` would act after the close.
         if self.state.load(Relaxed) & CLOSED_BIT != 0 {
+            none();
             return false;
         }
         let Some(head) = list.front() else {
+            none();
             return false;
         };
         // SAFETY: lock held (`list`), and the head is linked in it.
