@@ -8,7 +8,7 @@ The peers of each table are the functions criterion wrote for its groups, toro-s
 The channel table also has the two C6 memory rows from <target>/criterion/C6-memory.json,
 which benches/channel.rs writes.
 
-    CARGO_TARGET_DIR=target/bench python3 benches/table.py [--svg chart.svg] [--no-meta]
+    CARGO_TARGET_DIR=target/bench python3 benches/table.py [--svg chart.svg] [--channel-svg chart.svg] [--no-meta]
 
 Stdlib only.
 """
@@ -235,12 +235,34 @@ def svg_chart(results, path):
         name = ring_of(fns) if s == "ring" else s
         return ratio(fns.get(name), fns[TOKIO]) if name else None
 
+    labels = {"ring": "ring-64-tasks (reference)"}
+    title = "Semaphore: time per op relative to tokio (lower is faster)"
+    bar_chart(groups, series, value, colours, labels, title, "tokio = 1", path)
+
+
+def channel_svg_chart(results, path):
+    """Grouped bars for C1-C5: each peer's time over toro-sync's (toro-sync = 1)."""
+    groups = [g for g in CHANNEL_ORDER if g in results and results[g].get(TORO)]
+    present = {f for g in groups for f in results[g]}
+    series = [TORO] + [p for p in PEER_ORDER if p in present and p != ASYNC_LOCK]
+    palette = ["#d1495b", "#edae49", "#00798c", "#30638e", "#003d5b", "#8d96a3", "#66a182"]
+    colours = dict(zip(series, palette))
+
+    def value(g, s):
+        return ratio(results[g].get(s), results[g][TORO])
+
+    title = "Channel: each crate's time per message relative to toro-sync (above 1: toro-sync is faster)"
+    bar_chart(groups, series, value, colours, {}, title, "toro-sync = 1", path, bar=16)
+
+
+def bar_chart(groups, series, value, colours, labels, title, baseline, path, bar=26):
+    """Writes an SVG of grouped bars: `value(group, series)` (None: no bar) per group."""
     values = [v for g in groups for s in series if (v := value(g, s)) is not None]
     top = max(values + [1.0]) * 1.15
     left, right, top_pad, bottom = 60, 20, 50, 90
-    bar, gap = 26, 30
+    gap = 30
     slot = bar * len(series) + gap
-    plot_w = slot * max(len(groups), 1)
+    plot_w = max(slot * max(len(groups), 1), 640)
     plot_h = 300
     width, height = left + plot_w + right, top_pad + plot_h + bottom
 
@@ -251,8 +273,7 @@ def svg_chart(results, path):
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="20" font-size="14" font-weight="bold">'
-        "Semaphore: time per op relative to tokio (lower is faster)</text>",
+        f'<text x="{left}" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
     # Axis and grid.
     steps = 5
@@ -294,16 +315,18 @@ def svg_chart(results, path):
             f'<text x="{cx:.1f}" y="{top_pad + plot_h + 14}" text-anchor="end" '
             f'transform="rotate(-25 {cx:.1f} {top_pad + plot_h + 14})">{escape(g)}</text>'
         )
-    # tokio = 1.
+    # The baseline, 1.
     out.append(
         f'<line x1="{left}" x2="{left + plot_w}" y1="{y(1):.1f}" y2="{y(1):.1f}" '
         'stroke="black" stroke-dasharray="5,3"/>'
     )
-    out.append(f'<text x="{left + plot_w - 2}" y="{y(1) - 4:.1f}" text-anchor="end">tokio = 1</text>')
+    out.append(
+        f'<text x="{left + plot_w - 2}" y="{y(1) - 4:.1f}" text-anchor="end">{escape(baseline)}</text>'
+    )
     # Legend.
     lx = left + 10
     for s in series:
-        label = "ring-64-tasks (reference)" if s == "ring" else s
+        label = labels.get(s, s)
         out.append(f'<rect x="{lx}" y="30" width="10" height="10" fill="{colours[s]}"/>')
         out.append(f'<text x="{lx + 14}" y="39">{escape(label)}</text>')
         lx += 14 + 7 * len(label) + 16
@@ -316,6 +339,11 @@ def main():
     ap.add_argument("--target-dir", help="cargo target dir (default $CARGO_TARGET_DIR or target/)")
     ap.add_argument(
         "--svg", metavar="PATH", help="also write a bar chart of the semaphore ratios to tokio"
+    )
+    ap.add_argument(
+        "--channel-svg",
+        metavar="PATH",
+        help="also write a bar chart of the channel peers' times relative to toro-sync",
     )
     ap.add_argument("--no-meta", action="store_true", help="leave out machine, rustc, commit")
     args = ap.parse_args()
@@ -336,6 +364,9 @@ def main():
     if args.svg:
         svg_chart(results, args.svg)
         print(f"\nwrote {args.svg}", file=sys.stderr)
+    if args.channel_svg:
+        channel_svg_chart(results, args.channel_svg)
+        print(f"wrote {args.channel_svg}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ use crate::loom::{fence, AtomicUsize, Backoff, Ordering::*, Spin};
 use crate::segqueue::{Refused, Reservations, SegQueue, MAX_RESERVED};
 use crate::semaphore::future::{RawAcquire, SemRef};
 use crate::semaphore::raw::RawSemaphore;
+use crate::wait::Waiter;
 
 pub use permit::SendPermit;
 
@@ -207,26 +208,27 @@ impl Line {
         #[cfg(loom)]
         fence(SeqCst);
         if self.waiters.has_waiters() {
-            self.grant_one();
+            self.grant_one(None);
         }
     }
 
-    /// Grants the head of the line (nothing if the line emptied meanwhile).
+    /// Grants the head of the line (nothing if the line emptied meanwhile). `me`: the
+    /// caller's own node, if it grants from its own look after joining (no wake for it).
     #[cold]
-    fn grant_one(&self) {
+    fn grant_one(&self, me: Option<&Waiter>) {
         // Counted before the grant, so a newcomer that sees the grant's effect (the line
         // shorter) also sees the count and stays behind the granted waiter.
         // Relaxed: the count only keeps newcomers in line; it orders no data.
         self.granted.fetch_add(1, Relaxed);
-        self.grant_or_uncount();
+        self.grant_or_uncount(me);
     }
 
     /// Hands a counted grant to the head of the line or, if nobody is there, uncounts it
     /// under the line's lock: a waiter joining later then reads the count without it (its
     /// look at the FIFO compares free places with it), one that joined before gets it.
-    fn grant_or_uncount(&self) {
+    fn grant_or_uncount(&self, me: Option<&Waiter>) {
         // Relaxed: as in `grant_one` (the lock orders it for the joining waiter).
-        self.waiters.grant_head_else(|| {
+        self.waiters.grant_head_else(me, || {
             self.granted.fetch_sub(1, Relaxed);
         });
     }
@@ -257,7 +259,7 @@ impl Line {
 
     /// A granted waiter is going away without trying: its grant goes to the next in line.
     fn pass_grant(&self) {
-        self.grant_or_uncount();
+        self.grant_or_uncount(None);
     }
 }
 
@@ -496,17 +498,25 @@ impl<T> Queue<T> {
         deadline: Option<Instant>,
         mut attempt: impl FnMut() -> Result<R, Refused<()>>,
     ) -> Result<R, AcquireTimeoutError> {
-        if self.tx.is_idle(|| self.room()) {
-            match attempt() {
-                Ok(r) => return Ok(r),
-                Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
-                Err(Refused::Full(())) => {}
+        // As in `take_or_park`: a little spinning before joining the line.
+        let spin = Spin::new();
+        let may_spin = time_left(deadline);
+        loop {
+            if self.tx.is_idle(|| self.room()) {
+                match attempt() {
+                    Ok(r) => return Ok(r),
+                    Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
+                    Err(Refused::Full(())) => {}
+                }
+            }
+            if !(may_spin && spin.spin()) {
+                break;
             }
         }
         loop {
             self.tx
                 .waiters
-                .acquire_blocking_then(1, deadline, || self.look_again(Side::Send))?;
+                .acquire_blocking_then(1, deadline, |_| self.look_again(Side::Send, None))?;
             let got = attempt();
             self.tx.grant_used_then_wake(|| self.room() > 0);
             match got {
@@ -732,21 +742,35 @@ impl<T> Queue<T> {
 
     /// Takes the oldest item, parking in the receivers' line while there is none.
     fn take_or_park(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut seen = None;
-        if self.line_is_idle() {
-            let tail = self.items.tail_position();
-            match self.look() {
-                Ok(item) => return Ok(item),
-                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
-                Err(TryRecvError::Empty) => seen = Some(tail),
+        let mut seen;
+        // A thread spins (then yields) a little before it joins the line: an item that
+        // comes meanwhile costs the sender nothing (no grant, no unpark) and this thread
+        // no park. Only while nobody is in line, so the line's order holds.
+        let spin = Spin::new();
+        let may_spin = time_left(deadline);
+        loop {
+            seen = None;
+            if self.line_is_idle() {
+                let tail = self.items.tail_position();
+                match self.look() {
+                    Ok(item) => return Ok(item),
+                    Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+                    Err(TryRecvError::Empty) => seen = Some(tail),
+                }
+            }
+            if !(may_spin && spin.spin()) {
+                break;
             }
         }
         let backoff = Backoff::new();
         loop {
+            // A thread's own grant from its look unparks it: its token makes the wait
+            // below return at once (measured: skipping that unpark was slower for
+            // threads, whose next wait then parked sooner).
             let waited = self
                 .rx
                 .waiters
-                .acquire_blocking_then(1, deadline, || self.look_again(Side::Receive(seen)));
+                .acquire_blocking_then(1, deadline, |_| self.look_again(Side::Receive(seen), None));
             if let Err(AcquireTimeoutError::Timeout) = waited {
                 return Err(RecvTimeoutError::Timeout);
             }
@@ -796,7 +820,7 @@ impl<T> Queue<T> {
     /// again and again); one that joined without looking (others were in line) counts any
     /// item inside. A sender counts the free places that outnumber the grants out (which
     /// their holders will use, or pass on to this line).
-    fn look_again(&self, side: Side) {
+    fn look_again(&self, side: Side, me: Option<&Waiter>) {
         fence(SeqCst);
         match side {
             Side::Receive(seen) => {
@@ -805,14 +829,14 @@ impl<T> Queue<T> {
                     None => !self.items.is_empty(),
                 };
                 if maybe_item {
-                    self.rx.grant_one();
+                    self.rx.grant_one(me);
                 }
             }
             Side::Send => {
                 // Relaxed: after the fence; a grant passed on or used since is uncounted
                 // under the line's lock or followed by a wake (`Line`).
                 if self.room() > self.tx.granted.load(Relaxed) {
-                    self.tx.grant_one();
+                    self.tx.grant_one(me);
                 }
             }
         }
@@ -967,6 +991,13 @@ impl<T> Queue<T> {
     }
 }
 
+/// Whether a blocking wait until `deadline` has time left (a past deadline still takes
+/// what is there at once, but does not spin for it).
+#[inline]
+fn time_left(deadline: Option<Instant>) -> bool {
+    !deadline.is_some_and(|d| Instant::now() >= d)
+}
+
 /// What a wait in a line holds: something that reaches the queue, and which line it is in.
 pub(crate) struct InLine<Q>(pub(crate) Q, pub(crate) Side);
 
@@ -993,8 +1024,8 @@ impl<Q: QueueRef> SemRef for InLine<Q> {
     }
 
     #[inline]
-    fn queued(&self) {
-        self.0.queue().look_again(self.1);
+    fn queued(&self, me: &Waiter) {
+        self.0.queue().look_again(self.1, Some(me));
     }
 
     #[inline]

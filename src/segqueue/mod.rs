@@ -418,6 +418,11 @@ struct Position<T> {
     /// The segment of the index's lap (or, briefly, the next one, while the index is between
     /// segments).
     segment: AtomicPtr<Segment<T>>,
+    /// Tail only: a head index word that a bounded push or a reserve read, never ahead of
+    /// the head. Counting items from it over-counts, so when it shows room there is room,
+    /// and a stream of bounded pushes reads the head (a line every pop writes) only when
+    /// this shows none: about once per `bound - len` pushes, not once per push.
+    head_seen: AtomicU64,
 }
 
 impl<T> Position<T> {
@@ -425,6 +430,7 @@ impl<T> Position<T> {
         CachePadded::new(Self {
             index: AtomicU64::new(0),
             segment: AtomicPtr::new(segment),
+            head_seen: AtomicU64::new(0),
         })
     }
 }
@@ -547,8 +553,8 @@ impl<T> SegQueue<T> {
                 return Err(Refused::Full(()));
             }
             if bound != UNBOUNDED {
-                // Relaxed: a count; a stale head only sees less room.
-                let head = self.head.index.load(Relaxed);
+                // A stale head only sees less room.
+                let head = self.head_for(tail, bound);
                 let Some(items) = items_between(head, tail) else {
                     tail = self.fresh_tail();
                     backoff.snooze();
@@ -619,6 +625,24 @@ impl<T> SegQueue<T> {
         }
     }
 
+    /// A head index word to count the items before `tail` against `bound`: the one last
+    /// seen (`head_seen`) if it shows room, else the head itself, remembered.
+    #[inline]
+    fn head_for(&self, tail: u64, bound: u64) -> u64 {
+        // Relaxed: a hint; it is never ahead of the head (heads only move on, and only
+        // heads read from the head are stored), which is all a count needs.
+        let seen = self.tail.head_seen.load(Relaxed);
+        match items_between(seen, tail) {
+            Some(items) if items + reserved(tail) < bound => seen,
+            _ => {
+                // Relaxed: a count; a stale head only sees less room.
+                let head = self.head.index.load(Relaxed);
+                self.tail.head_seen.store(head, Relaxed);
+                head
+            }
+        }
+    }
+
     /// The tail word as it is now, for a reader whose tail turned out older than a head it
     /// read after it (pushes and pops since): a read-modify-write reads the latest value,
     /// which a plain load need not. Rare, so its cost does not matter.
@@ -675,7 +699,7 @@ impl<T> SegQueue<T> {
             if let Claim::Within(bound) = claim {
                 // Relaxed: a count; a stale head only sees less room, and the claim below
                 // fails if the tail moved.
-                let head = self.head.index.load(Relaxed);
+                let head = self.head_for(tail, bound);
                 match items_between(head, tail) {
                     None => {
                         tail = self.fresh_tail();

@@ -9,7 +9,7 @@ use super::raw::RawSemaphore;
 use super::{AsSemaphore, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use crate::error::Closed;
 use crate::loom::Arc;
-use crate::wait::Waiter;
+use crate::wait::{Waiter, WAITING};
 
 /// A handle that reaches a semaphore's engine.
 pub(crate) trait SemRef {
@@ -18,10 +18,11 @@ pub(crate) trait SemRef {
     /// Whether [`queued`](Self::queued) does anything (it may grant the wait that runs it).
     const LOOKS_AGAIN: bool = false;
 
-    /// Runs once, right after the acquire joined the waiter queue (the queue layer looks
-    /// again for an item there, see `Queue`'s module docs).
+    /// Runs once, right after the acquire joined the waiter queue with its node `me` (the
+    /// queue layer looks again for an item there, see `Queue`'s module docs). A grant of
+    /// `me` it makes must not wake this task: it passes `me` on to `grant_head_else`.
     #[inline]
-    fn queued(&self) {}
+    fn queued(&self, _me: &Waiter) {}
 
     /// Gives back the grant of an acquire that was dropped after it had been granted in
     /// full: a release of its `n` permits, unless the layer's grants are not permits.
@@ -102,13 +103,13 @@ impl<R: SemRef> Future for RawAcquire<R> {
             .as_ref()
             .expect("acquire future polled after completion");
         let was_queued = this.queued;
-        let raw = sem.raw();
-        let mut poll = raw.poll_acquire(waiter, &mut this.queued, this.n, R::LOOKS_AGAIN, cx);
+        let mut poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
         if R::LOOKS_AGAIN && poll.is_pending() && !was_queued && this.queued {
-            sem.queued();
-            // The node joined without a waker, so a grant of this very wait by the hook
-            // woke nobody: this poll takes that grant, or stores the waker.
-            poll = raw.poll_acquire(waiter, &mut this.queued, this.n, false, cx);
+            sem.queued(&this.waiter);
+            // The hook may have granted this very wait (without a wake): take it now.
+            if this.waiter.state() != WAITING {
+                poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
+            }
         }
         match poll {
             Poll::Pending => Poll::Pending,

@@ -325,7 +325,7 @@ impl RawSemaphore {
     /// The slow path of an acquire: under the lock, take what is free or queue `waiter`.
     /// `notify` is made before the lock is taken: a `Waker::clone` may run user code, and
     /// if it panics nothing has changed yet.
-    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: Option<Notify>) -> Enqueued {
+    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: Notify) -> Enqueued {
         let mut list = self.waiters.lock();
         // Relaxed: a first guess for the CAS; `C` and `W` are decided under this lock or
         // rechecked by the CAS.
@@ -403,18 +403,11 @@ impl RawSemaphore {
 
     /// Polls an acquire of `n` permits whose node is `waiter`; `queued` tracks whether the
     /// node was linked. Returns `Ready(Ok)` when the permits are the caller's.
-    ///
-    /// With `waker_later`, a node that joins the queue here is linked without the task's
-    /// waker, and the caller polls once more (which stores it) before returning `Pending`:
-    /// so a grant made in between, by the caller's own hook, does not wake the task that
-    /// is running it (a waker woken while its task runs reschedules that task as if it
-    /// had yielded, which on a work-stealing executor hands it to another worker).
     pub(crate) fn poll_acquire(
         &self,
         waiter: Pin<&Waiter>,
         queued: &mut bool,
         n: u32,
-        waker_later: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
         if !*queued {
@@ -426,8 +419,7 @@ impl RawSemaphore {
             if n == 0 {
                 return Poll::Ready(Ok(()));
             }
-            let notify = (!waker_later).then(|| Notify::Task(cx.waker().clone()));
-            return match self.enqueue(waiter, n, notify) {
+            return match self.enqueue(waiter, n, Notify::Task(cx.waker().clone())) {
                 Enqueued::Granted => Poll::Ready(Ok(())),
                 Enqueued::Closed => Poll::Ready(Err(Closed)),
                 Enqueued::Queued => {
@@ -482,14 +474,20 @@ impl RawSemaphore {
     /// closed.
     #[cfg(test)]
     pub(crate) fn grant_head(&self) -> bool {
-        self.grant_head_else(|| {})
+        self.grant_head_else(None, || {})
     }
 
     /// [`grant_head`](Self::grant_head), running `none` under the waiter lock when there
     /// is nobody to grant: so a waiter that joins the queue after this call sees what
     /// `none` did (the lock orders them), and one that joined before is granted.
+    ///
+    /// `me` is the caller's own node, if the caller is a waiter granting from its own hook
+    /// right after it joined: if it is the head, it is completed without a wake. A waker
+    /// woken while its task runs reschedules that task as if it had yielded, which on a
+    /// work-stealing executor hands it to another worker (and a thread would find its own
+    /// unpark token at its next park).
     #[cold]
-    pub(crate) fn grant_head_else(&self, none: impl FnOnce()) -> bool {
+    pub(crate) fn grant_head_else(&self, me: Option<&Waiter>, none: impl FnOnce()) -> bool {
         let mut wakes = WakeList::new();
         let mut list = self.waiters.lock();
         // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
@@ -505,11 +503,20 @@ impl RawSemaphore {
         // SAFETY: lock held (`list`), and the head is linked in it.
         #[allow(unsafe_code)]
         let need = unsafe { head.with_locked(|l| l.need) };
+        // The caller's own node: completed below with no notify to fire. Its waker (or
+        // thread handle) is dropped after the lock, as every notify is woken.
+        let mine = match me {
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            Some(me) if core::ptr::eq(me, head) => unsafe { head.with_locked(|l| l.notify.take()) },
+            _ => None,
+        };
         let covered = list.give_front(need, &mut wakes);
         debug_assert!(covered, "a grant covers all the head needs");
         // Clears `W` if the queue emptied (and serves on from the word, which the queue
         // layer never fills).
         self.assign_all(list, &mut wakes);
+        drop(mine);
         true
     }
 
@@ -520,7 +527,7 @@ impl RawSemaphore {
         n: u32,
         deadline: Option<Instant>,
     ) -> Result<(), AcquireTimeoutError> {
-        self.acquire_blocking_then(n, deadline, || {})
+        self.acquire_blocking_then(n, deadline, |_| {})
     }
 
     /// [`Self::acquire_blocking`] with the queue layer's hook: `queued` runs once, right
@@ -529,7 +536,7 @@ impl RawSemaphore {
         &self,
         n: u32,
         deadline: Option<Instant>,
-        queued: impl FnOnce(),
+        queued: impl FnOnce(&Waiter),
     ) -> Result<(), AcquireTimeoutError> {
         match self.try_acquire(n) {
             Ok(()) => return Ok(()),
@@ -539,10 +546,10 @@ impl RawSemaphore {
         }
         let waiter = core::pin::pin!(Waiter::new());
         let waiter = waiter.into_ref();
-        match self.enqueue(waiter, n, Some(Notify::thread())) {
+        match self.enqueue(waiter, n, Notify::thread()) {
             Enqueued::Granted => return Ok(()),
             Enqueued::Closed => return Err(AcquireTimeoutError::Closed),
-            Enqueued::Queued => queued(),
+            Enqueued::Queued => queued(&waiter),
         }
         match wait::park_until(&waiter, deadline) {
             GRANTED => Ok(()),

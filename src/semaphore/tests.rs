@@ -290,9 +290,9 @@ impl crate::semaphore::future::SemRef for GrantsItself<'_> {
         self.raw
     }
 
-    fn queued(&self) {
+    fn queued(&self, me: &crate::wait::Waiter) {
         if self.grant {
-            assert!(self.raw.grant_head());
+            assert!(self.raw.grant_head_else(Some(me), || {}));
         }
     }
 }

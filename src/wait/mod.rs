@@ -184,18 +184,12 @@ impl WaitList {
         n
     }
 
-    /// Links `waiter` at the back with `notify` (`None`: wake nobody until one is stored)
-    /// and `need` (and `held` zero).
+    /// Links `waiter` at the back with `notify` and `need` (and `held` zero).
     ///
     /// # Safety
     /// [1] `waiter` is in no list (fresh, or completed and not relinked), and [2] it stays
     /// pinned and alive until a lock holder unlinks it ([`Self::remove`], [`Self::pop_front`]).
-    pub(crate) unsafe fn push_back(
-        &mut self,
-        waiter: Pin<&Waiter>,
-        notify: Option<Notify>,
-        need: u32,
-    ) {
+    pub(crate) unsafe fn push_back(&mut self, waiter: Pin<&Waiter>, notify: Notify, need: u32) {
         let ptr = NonNull::from(waiter.get_ref());
         let old_tail = self.tail;
         // SAFETY: we hold the lock (`&mut self`); by [1] nobody else links this node.
@@ -203,7 +197,7 @@ impl WaitList {
             waiter.with_locked(|l| {
                 l.prev = old_tail;
                 l.next = None;
-                l.notify = notify;
+                l.notify = Some(notify);
                 l.need = need;
                 l.held = 0;
             });
