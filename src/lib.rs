@@ -97,6 +97,7 @@ pub use semaphore::{
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::deadline::race;
+    pub use crate::segqueue::chunk_model as chunk;
     pub use crate::segqueue::SegQueue;
 }
 

@@ -11,6 +11,11 @@ pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicU8, Atomi
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
+/// loom's leak tracking for memory that loom does not allocate: a model fails if a `Track`
+/// is still alive at its end (the arena's chunks carry one in their header).
+#[cfg(loom)]
+pub(crate) use loom::alloc::Track;
+
 /// Always std's `Arc`, also under loom: the owned API takes `self: Arc<Self>`, which stable
 /// Rust allows only for std's `Arc`. Nothing in the crate needs loom to track a refcount.
 pub(crate) use std::sync::Arc;

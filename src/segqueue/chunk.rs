@@ -49,14 +49,28 @@
 //!
 //! On unix (outside Miri) chunks are `mmap`ed; elsewhere, and under Miri, they come from the
 //! global allocator with the chunk's alignment, so Miri checks the same carving and
-//! counting. Under loom this file is not built: segments are boxed one by one there.
+//! counting.
+//!
+//! Under loom the queue boxes its segments one by one (its segments hold loom atomics,
+//! which zeroed memory cannot hold), but this file is built all the same, for the models
+//! of `loom-tests/tests/chunk.rs`, which drive an arena of plain segments through the
+//! test-only `model` hook. There chunks come from the global allocator, as under Miri,
+//! and are tiny: two segments of 32 bytes each. The header's `live` is a loom atomic,
+//! whose state lives in the model, not in the chunk's bytes, so zeroed bytes are no loom
+//! atomic: the header is constructed in place (`Header::new`, as outside loom) when the
+//! chunk is mapped, its `live` reset through an atomic store when the chunk is reused,
+//! and the header dropped in place just before the chunk is unmapped. Under loom the
+//! header also holds one loom cell per segment, standing for that segment's bytes (see
+//! `Header::shadow`), so that loom checks that whoever carves, reuses or unmaps memory
+//! comes after every earlier holder of it, and a loom leak tracker, so that a chunk
+//! neither cached nor unmapped by the end of a model fails it.
 
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ptr::{self, NonNull};
 use std::alloc::{self, Layout};
 
-#[cfg(test)]
+#[cfg(any(test, loom))]
 use crate::loom::Counter;
 use crate::loom::{AtomicPtr, AtomicUsize, Mutex, Ordering::*};
 
@@ -65,14 +79,31 @@ use super::POOL_CAP;
 /// The size of a chunk, unless one segment needs more. 256 KiB holds 455 segments of `u64`
 /// (28,665 items), so a burst maps one chunk per 28,665 pushes, and what a drained queue
 /// keeps resident (the touched pages of the partly carved chunk of its tail) stays under
-/// 256 KiB. Tiny under Miri, so that its tests cross many chunks.
-const CHUNK_MIN: usize = if cfg!(miri) { 4096 } else { 256 * 1024 };
+/// 256 KiB. Tiny under Miri, so that its tests cross many chunks, and tinier under loom:
+/// two of the models' 32-byte segments after the loom header, so that a model crosses
+/// chunks with a few segments.
+const CHUNK_MIN: usize = if cfg!(miri) {
+    4096
+} else if cfg!(loom) {
+    128
+} else {
+    256 * 1024
+};
 
 /// Empty chunks kept mapped for reuse, for the whole process: 512 KiB.
 pub(super) const CACHE_CHUNKS: usize = 2;
 
-/// The cache that every queue's arena uses (tests give some queues their own).
+/// The cache that every queue's arena uses (tests give some queues their own). Not under
+/// loom, whose atomics live only as long as one execution: each model makes its own.
+#[cfg(not(loom))]
 static CACHE: ChunkCache = ChunkCache::new();
+
+/// How an arena holds its cache: the process-wide `CACHE` (or a test's static); under
+/// loom a model's own, shared by its arenas and dropped at the end of the execution.
+#[cfg(not(loom))]
+type CacheRef = &'static ChunkCache;
+#[cfg(loom)]
+type CacheRef = crate::loom::Arc<ChunkCache>;
 
 /// Global-allocator segments alive at once, at most: the tail's segment, the head's if it
 /// is another one, and a full pool. A stream whose backlog stays within a segment or two
@@ -95,10 +126,75 @@ pub(super) enum Source {
     Chunk = 1,
 }
 
-/// The start of every chunk.
+/// The start of every chunk, constructed in place by [`Header::new`] when the chunk is
+/// mapped and dropped in place by [`unmap_chunk`].
 struct Header {
     /// Segments of this chunk not freed yet, counting those not carved yet.
     live: AtomicUsize,
+    /// Under loom only: cell `i` stands for the bytes of segment `i`, which the models'
+    /// plain segments cannot make loom see. Whoever holds a segment touches its cell when
+    /// it gets it (`carve`) and when it frees it (`free`); whoever owns the whole empty
+    /// chunk (the taker from the cache, the unmapper) touches them all. loom reports a
+    /// causality error if one of those touches is not ordered after the one before, which
+    /// is what a wrong ordering on `live` or in the cache would allow for the real bytes.
+    #[cfg(loom)]
+    shadow: [crate::loom::UnsafeCell<()>; SHADOW],
+    /// Under loom only: the chunk's leak tracking, which ends when the header is dropped
+    /// (at the unmapping), so loom fails a model that ends with a chunk neither unmapped
+    /// nor in a cache it clears. (Not loom's allocator, whose tracking of a block still
+    /// held when a model panics panics again, outside the model, and aborts the binary.)
+    #[cfg(loom)]
+    _tracked: crate::loom::Track<()>,
+}
+
+/// Segments per chunk that the loom header can stand for (`PER_CHUNK` is at most this).
+#[cfg(loom)]
+const SHADOW: usize = 4;
+
+impl Header {
+    /// The header of a fresh chunk of `per_chunk` segments, none carved yet.
+    fn new(per_chunk: usize) -> Self {
+        Self {
+            live: AtomicUsize::new(per_chunk),
+            #[cfg(loom)]
+            shadow: std::array::from_fn(|_| crate::loom::UnsafeCell::new(())),
+            #[cfg(loom)]
+            _tracked: crate::loom::Track::new(()),
+        }
+    }
+
+    /// Under loom, an access to the bytes of segment `i`: its holder's, or the whole
+    /// chunk's owner's.
+    #[cfg(loom)]
+    fn touch(&self, i: usize) {
+        self.shadow[i].with_mut(|_| ());
+    }
+
+    /// Under loom, an access to the bytes of every segment: the whole empty chunk's owner's.
+    #[cfg(loom)]
+    fn touch_all(&self) {
+        (0..SHADOW).for_each(|i| self.touch(i));
+    }
+}
+
+/// Drops a chunk's header in place, then unmaps the chunk.
+///
+/// # Safety
+/// `chunk` came from `os::map(size)` with its header written by `map_chunk`, it is empty,
+/// and it is the caller's alone: nobody touches it again.
+unsafe fn unmap_chunk(chunk: *mut u8, size: usize) {
+    let header = chunk.cast::<Header>();
+    // SAFETY: the header was written at the chunk's start (the caller) and is ours.
+    #[cfg(loom)]
+    unsafe {
+        (*header).touch_all()
+    };
+    // SAFETY: [1] the header was constructed in place at the chunk's start and never
+    // dropped (the caller); [2] nobody touches it again. A no-op for std's atomic; under
+    // loom this ends the chunk's leak tracking, before its memory goes.
+    unsafe { ptr::drop_in_place(header) };
+    // SAFETY: the caller's contract.
+    unsafe { os::unmap(chunk, size) };
 }
 
 /// Empty chunks of `CHUNK_MIN` bytes, kept mapped for any arena to carve again; null slots
@@ -110,9 +206,18 @@ pub(super) struct ChunkCache {
 
 impl ChunkCache {
     /// An empty cache.
+    #[cfg(not(loom))]
     pub(super) const fn new() -> Self {
         Self {
             slots: [const { AtomicPtr::new(ptr::null_mut()) }; CACHE_CHUNKS],
+        }
+    }
+
+    /// An empty cache (loom's atomics are built at run time).
+    #[cfg(loom)]
+    pub(super) fn new() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
         }
     }
 
@@ -143,7 +248,7 @@ impl ChunkCache {
     }
 
     /// How many chunks are cached.
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn len(&self) -> usize {
         self.slots
             .iter()
@@ -152,11 +257,12 @@ impl ChunkCache {
     }
 
     /// Unmaps every cached chunk (tests that use a cache of their own end with this).
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn clear(&self) {
         while let Some(chunk) = self.take() {
-            // SAFETY: a cached chunk is empty, of `CHUNK_MIN` bytes, and ours once taken.
-            unsafe { os::unmap(chunk, CHUNK_MIN) };
+            // SAFETY: a cached chunk was mapped by `map_chunk`, is empty, of `CHUNK_MIN`
+            // bytes, and ours once taken.
+            unsafe { unmap_chunk(chunk, CHUNK_MIN) };
         }
     }
 }
@@ -175,19 +281,19 @@ struct Carve {
 /// `S` is the segment type.
 pub(super) struct Arena<S> {
     carve: Mutex<Carve>,
-    /// Where empty chunks wait to be carved again: the process-wide [`CACHE`].
-    cache: &'static ChunkCache,
+    /// Where empty chunks wait to be carved again: the process-wide `CACHE`.
+    cache: CacheRef,
     /// Global-allocator segments allocated and not freed.
     heap_alive: AtomicUsize,
     /// Chunks this arena holds: mapped or taken from the cache, and not yet unmapped or
     /// put into the cache (test statistics).
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     chunks_alive: Counter,
     /// Chunks ever mapped (test statistics).
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     chunks_mapped: Counter,
     /// Chunks ever taken from the cache (test statistics).
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     chunks_reused: Counter,
     /// The arena hands out raw `S` memory.
     _marker: PhantomData<*mut S>,
@@ -209,10 +315,18 @@ impl<S> Arena<S> {
         None => 0,
     };
     /// Segments carved from one chunk (at least one, unless there are no chunks).
-    pub(super) const PER_CHUNK: usize = if Self::CHUNK == 0 {
-        0
-    } else {
-        (Self::CHUNK - Self::FIRST) / Self::SIZE
+    pub(super) const PER_CHUNK: usize = {
+        let per_chunk = if Self::CHUNK == 0 {
+            0
+        } else {
+            (Self::CHUNK - Self::FIRST) / Self::SIZE
+        };
+        #[cfg(loom)]
+        assert!(
+            per_chunk <= SHADOW,
+            "the loom header stands for SHADOW segments"
+        );
+        per_chunk
     };
     /// Global-allocator segments alive at once, at most (unless mapping fails).
     pub(super) const HEAP_SEGMENTS: usize = {
@@ -230,12 +344,13 @@ impl<S> Arena<S> {
     };
 
     /// An empty arena: nothing mapped, no system call.
+    #[cfg(not(loom))]
     pub(super) fn new() -> Self {
         Self::with_cache(&CACHE)
     }
 
     /// An empty arena that caches empty chunks in `cache`.
-    pub(super) fn with_cache(cache: &'static ChunkCache) -> Self {
+    pub(super) fn with_cache(cache: CacheRef) -> Self {
         Self {
             carve: Mutex::new(Carve {
                 chunk: ptr::null_mut(),
@@ -244,11 +359,11 @@ impl<S> Arena<S> {
             }),
             cache,
             heap_alive: AtomicUsize::new(0),
-            #[cfg(test)]
+            #[cfg(any(test, loom))]
             chunks_alive: Counter::new(0),
-            #[cfg(test)]
+            #[cfg(any(test, loom))]
             chunks_mapped: Counter::new(0),
-            #[cfg(test)]
+            #[cfg(any(test, loom))]
             chunks_reused: Counter::new(0),
             _marker: PhantomData,
         }
@@ -303,6 +418,11 @@ impl<S> Arena<S> {
                 // header: rounding down finds the header. `wrapping_sub` keeps the pointer's
                 // provenance, which covers the whole chunk (the segment was carved from it).
                 let chunk = seg.wrapping_sub(seg as usize & (Self::CHUNK - 1));
+                // SAFETY: the segment is still ours, in its chunk (as below).
+                #[cfg(loom)]
+                unsafe {
+                    Self::touch(seg)
+                };
                 // SAFETY: `chunk` is the chunk the segment was carved from, still mapped:
                 // this segment is one that its `live` still counts.
                 unsafe { self.release(chunk, 1) };
@@ -341,6 +461,12 @@ impl<S> Arena<S> {
             carve.chunk = ptr::null_mut();
         }
         drop(carve);
+        // SAFETY: the segment was carved from a chunk that its `live` keeps mapped, and is
+        // ours.
+        #[cfg(loom)]
+        unsafe {
+            Self::touch(seg.cast())
+        };
         if reused {
             // SAFETY: the segment's bytes lie in the chunk (above) and are ours alone: they
             // were freed, and the carving position moved past them under the lock. Zeroed
@@ -368,7 +494,12 @@ impl<S> Arena<S> {
                 .live
                 .store(Self::PER_CHUNK, Relaxed)
         };
-        #[cfg(test)]
+        // SAFETY: as above; under loom the taker claims every segment's bytes.
+        #[cfg(loom)]
+        unsafe {
+            (*chunk.cast::<Header>()).touch_all()
+        };
+        #[cfg(any(test, loom))]
         {
             self.chunks_alive.add(1);
             self.chunks_reused.add(1);
@@ -382,13 +513,15 @@ impl<S> Arena<S> {
         // SAFETY: `chunk` is `CHUNK` writable bytes, aligned to `CHUNK` (a power of two at
         // least as big as the header, so enough for it), and nobody else knows it yet. The
         // header reaches other threads with the segments carved after it: under the lock,
-        // then by the queue's publication of those segments.
+        // then by the queue's publication of those segments. Constructed in place, so under
+        // loom its atomic (and cells) are loom-built objects, not zeroed bytes.
         unsafe {
-            chunk.cast::<Header>().as_ptr().write(Header {
-                live: AtomicUsize::new(Self::PER_CHUNK),
-            })
+            chunk
+                .cast::<Header>()
+                .as_ptr()
+                .write(Header::new(Self::PER_CHUNK))
         };
-        #[cfg(test)]
+        #[cfg(any(test, loom))]
         {
             self.chunks_alive.add(1);
             self.chunks_mapped.add(1);
@@ -409,41 +542,58 @@ impl<S> Arena<S> {
         // AcqRel: Release makes our accesses to our segments happen before the unmapping,
         // whichever thread does it; Acquire, for the thread that takes the count to zero,
         // takes in every other freer's accesses before it unmaps (as in `Arc`'s drop).
-        if live.fetch_sub(n, AcqRel) != n {
+        let before = live.fetch_sub(n, AcqRel);
+        // A count that went below zero: the chunk was released while a segment was live.
+        #[cfg(any(test, loom))]
+        assert!(before >= n, "a chunk freed more segments than it counted");
+        if before != n {
             return;
         }
         // Every segment of the chunk is freed and none will be carved: it is ours. The
         // cache's Release hands our accesses, and by the Acquire above every freer's, to
         // the carver that takes it.
-        #[cfg(test)]
+        #[cfg(any(test, loom))]
         self.chunks_alive.sub(1);
         if Self::CHUNK != CHUNK_MIN || !self.cache.put(chunk) {
-            // SAFETY: it was mapped by `os::map(CHUNK)`, and it is ours: nobody touches it
-            // again.
-            unsafe { os::unmap(chunk, Self::CHUNK) };
+            // SAFETY: it was mapped by `map_chunk` (`os::map(CHUNK)`), and it is ours:
+            // nobody touches it again.
+            unsafe { unmap_chunk(chunk, Self::CHUNK) };
         }
     }
 
+    /// Under loom, an access to the bytes of segment `seg` (see `Header::shadow`).
+    ///
+    /// # Safety
+    /// `seg` was carved from a chunk that is still mapped.
+    #[cfg(loom)]
+    unsafe fn touch(seg: *const u8) {
+        let offset = seg as usize & (Self::CHUNK - 1);
+        // SAFETY: the chunk starts `offset` bytes before the segment, with its header
+        // (as in `free`), and is mapped (the caller).
+        let header = unsafe { &*seg.wrapping_sub(offset).cast::<Header>() };
+        header.touch((offset - Self::FIRST) / Self::SIZE);
+    }
+
     /// Chunks this arena holds (see the field).
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn chunks_alive(&self) -> usize {
         self.chunks_alive.get()
     }
 
     /// Chunks ever mapped.
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn chunks_mapped(&self) -> usize {
         self.chunks_mapped.get()
     }
 
     /// Chunks ever taken from the cache.
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn chunks_reused(&self) -> usize {
         self.chunks_reused.get()
     }
 
     /// Global-allocator segments alive.
-    #[cfg(test)]
+    #[cfg(any(test, loom))]
     pub(super) fn heap_alive(&self) -> usize {
         self.heap_alive.load(Relaxed)
     }
@@ -453,6 +603,13 @@ impl<S> Drop for Arena<S> {
     /// Gives up the segments of the current chunk that were never carved. The queue frees
     /// every segment before its fields drop, so this caches or unmaps the last chunk.
     fn drop(&mut self) {
+        // In a loom model that failed: keep out of loom, whose mutex panics once poisoned
+        // and whose checks may fail again, for a second panic would abort the test binary
+        // before loom reports the first. The model's memory is lost with it.
+        #[cfg(loom)]
+        if std::thread::panicking() {
+            return;
+        }
         let carve = self.carve.lock();
         let (chunk, next) = (carve.chunk, carve.next);
         drop(carve);
@@ -461,7 +618,7 @@ impl<S> Drop for Arena<S> {
             // zero), and those `PER_CHUNK - next` segments are the arena's to give up.
             unsafe { self.release(chunk, Self::PER_CHUNK - next) };
         }
-        #[cfg(test)]
+        #[cfg(any(test, loom))]
         if !std::thread::panicking() {
             assert_eq!(
                 self.chunks_alive.get(),
@@ -474,7 +631,7 @@ impl<S> Drop for Arena<S> {
 }
 
 /// Chunks as anonymous private mappings.
-#[cfg(all(unix, not(miri)))]
+#[cfg(all(unix, not(miri), not(loom)))]
 mod os {
     use core::ptr::{self, NonNull};
 
@@ -549,8 +706,9 @@ mod os {
     }
 }
 
-/// Chunks from the global allocator, aligned to their size: off unix, and under Miri.
-#[cfg(not(all(unix, not(miri))))]
+/// Chunks from the global allocator, aligned to their size: off unix, under Miri, and
+/// under loom.
+#[cfg(not(all(unix, not(miri), not(loom))))]
 mod os {
     use core::ptr::NonNull;
     use std::alloc::{self, Layout};
@@ -569,5 +727,166 @@ mod os {
     pub(super) unsafe fn unmap(chunk: *mut u8, size: usize) {
         // SAFETY: `map` allocated it with this layout, which `from_size_align` accepted.
         unsafe { alloc::dealloc(chunk, Layout::from_size_align_unchecked(size, size)) };
+    }
+}
+
+/// Test-only: the hook through which the loom models of `loom-tests/tests/chunk.rs` (which
+/// see `toro_sync::__loom::chunk`) drive a real `Arena` of plain 32-byte segments with a
+/// `ChunkCache` of their own. Not part of the crate's API, and built only under loom.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model {
+    use core::fmt;
+    use core::ptr::NonNull;
+
+    use super::{ChunkCache, Source};
+    use crate::loom::Arc;
+
+    /// The models' segment: plain bytes, two of them to a loom chunk.
+    type Seg = [u64; 4];
+
+    /// A chunk cache of a model's own, shared by the arenas made with it.
+    pub struct Cache(Arc<ChunkCache>);
+
+    impl fmt::Debug for Cache {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Cache")
+                .field("cached", &self.cached())
+                .finish()
+        }
+    }
+
+    impl Cache {
+        /// An empty cache.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Self(Arc::new(ChunkCache::new()))
+        }
+
+        /// How many chunks are cached.
+        pub fn cached(&self) -> usize {
+            self.0.len()
+        }
+
+        /// Frees every cached chunk (a model ends with this, or loom reports a leak).
+        pub fn clear(&self) {
+            self.0.clear();
+        }
+    }
+
+    /// An arena of [`Segment`]s whose empty chunks go to a [`Cache`]. Dropping it gives up
+    /// its current chunk's uncarved segments, and panics if a segment is still alive.
+    pub struct Arena {
+        inner: super::Arena<Seg>,
+        /// Names this arena to its segments. Each segment holds a clone, so the address
+        /// is not reused while a segment of this arena is alive.
+        id: Arc<()>,
+    }
+
+    // SAFETY: the arena's shared state is atomics and a mutex; its raw pointers are chunks,
+    // which the protocol of `chunk.rs` (checked by the models) hands between threads.
+    unsafe impl Send for Arena {}
+    // SAFETY: as for `Send`: `alloc` and `free` are made to be called from any thread at once.
+    unsafe impl Sync for Arena {}
+
+    impl fmt::Debug for Arena {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Arena")
+                .field("chunks_alive", &self.chunks_alive())
+                .field("heap_alive", &self.heap_alive())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl Arena {
+        /// Segments carved from one chunk.
+        pub const PER_CHUNK: usize = super::Arena::<Seg>::PER_CHUNK;
+        /// Segments that come from the global allocator before chunks are carved.
+        pub const HEAP_SEGMENTS: usize = super::Arena::<Seg>::HEAP_SEGMENTS;
+
+        /// An empty arena caching its empty chunks in `cache`.
+        pub fn new(cache: &Cache) -> Self {
+            Self {
+                inner: super::Arena::with_cache(cache.0.clone()),
+                id: Arc::new(()),
+            }
+        }
+
+        /// A zeroed segment.
+        pub fn alloc(&self) -> Segment {
+            let (ptr, source) = self.inner.alloc();
+            Segment {
+                ptr,
+                source,
+                arena: self.id.clone(),
+            }
+        }
+
+        /// Frees a segment of this arena.
+        ///
+        /// # Panics
+        /// If `seg` came from another arena.
+        pub fn free(&self, seg: Segment) {
+            assert!(
+                Arc::ptr_eq(&seg.arena, &self.id),
+                "a segment of another arena"
+            );
+            // SAFETY: [1] `seg` came from `self.inner.alloc()` with its source (the id,
+            // whose address its clone keeps from reuse); [2] it is freed once, as `free`
+            // consumes the only handle to it, which does not share it.
+            unsafe { self.inner.free(seg.ptr, seg.source) };
+        }
+
+        /// Chunks this arena holds: mapped or taken from the cache, and not yet unmapped or
+        /// cached.
+        pub fn chunks_alive(&self) -> usize {
+            self.inner.chunks_alive()
+        }
+
+        /// Chunks ever mapped.
+        pub fn chunks_mapped(&self) -> usize {
+            self.inner.chunks_mapped()
+        }
+
+        /// Chunks ever taken from the cache.
+        pub fn chunks_reused(&self) -> usize {
+            self.inner.chunks_reused()
+        }
+
+        /// Global-allocator segments alive.
+        pub fn heap_alive(&self) -> usize {
+            self.inner.heap_alive()
+        }
+    }
+
+    /// A segment from [`Arena::alloc`]: the only handle to its 32 bytes, until
+    /// [`Arena::free`].
+    #[derive(Debug)]
+    pub struct Segment {
+        ptr: NonNull<Seg>,
+        source: Source,
+        arena: Arc<()>,
+    }
+
+    // SAFETY: the segment's bytes are plain, and this handle is their only user.
+    unsafe impl Send for Segment {}
+
+    impl Segment {
+        /// Whether it was carved from a chunk (else it came from the global allocator).
+        pub fn from_chunk(&self) -> bool {
+            self.source == Source::Chunk
+        }
+
+        /// Writes `v` into every word.
+        pub fn fill(&mut self, v: u64) {
+            // SAFETY: 32 bytes of ours alone (the handle), aligned for `Seg`.
+            unsafe { self.ptr.as_ptr().write([v; 4]) };
+        }
+
+        /// The words.
+        pub fn get(&self) -> [u64; 4] {
+            // SAFETY: as in `fill`; allocated zeroed, so always initialised.
+            unsafe { self.ptr.as_ptr().read() }
+        }
     }
 }

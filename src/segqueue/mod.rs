@@ -183,8 +183,9 @@
 //! write-to-read causality chain that loom's memory model never lets go stale, so those
 //! rest on the argument written at each of them.
 
-#[cfg(not(loom))]
 mod chunk;
+#[cfg(loom)]
+pub use chunk::model as chunk_model;
 #[cfg(test)]
 mod tests;
 
