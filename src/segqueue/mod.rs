@@ -166,7 +166,9 @@
 //! `u64`s that is 224 KiB, plus the cache's 512 KiB. A steady stream cycles through pool
 //! segments and never reaches the arena. Off unix, and under Miri, chunks come from the
 //! global allocator (as one aligned block each, so Miri checks the same carving and
-//! counting); under loom every segment is a `Box`.
+//! counting); under loom every segment is a `Box`, and the chunk protocol (each chunk's
+//! count of live segments, the process-wide cache) has models of its own, which drive
+//! the arena directly with tiny chunks (`loom-tests/tests/chunk.rs`).
 //!
 //! # Orderings
 //!
@@ -177,8 +179,8 @@
 //! ordering below names what it publishes and pairs with.
 //!
 //! The loom models in `loom-tests/tests/segqueue.rs` check the claims, the segment
-//! hand-overs and the whole reclamation protocol; a weakened ordering at any of those
-//! fails one of them. The orderings that serve only [`SegQueue::len`] (the Release of a
+//! hand-overs and the whole reclamation protocol (`chunk.rs` those of the chunks); a
+//! weakened ordering at any of those fails one of them. The orderings that serve only [`SegQueue::len`] (the Release of a
 //! head claim, the Acquire of `next.next` at a head move, the Acquire in `len`) guard a
 //! write-to-read causality chain that loom's memory model never lets go stale, so those
 //! rest on the argument written at each of them.
