@@ -317,6 +317,15 @@ fn mpmc_every_item_once() {
     assert_chunks_bounded(&q);
 }
 
+/// Claims the next position of `end` (head or tail) as a pusher or popper would, and does
+/// nothing more: the slow thread of a test, driven by hand.
+fn claim_by_hand<T>(end: &Position<T>) {
+    let index = end.index.load(Relaxed);
+    end.index
+        .compare_exchange(index, index + ONE, Relaxed, Relaxed)
+        .unwrap();
+}
+
 /// The retirement reaches a slot whose pusher has claimed it but not written it yet, so
 /// its popper (waiting for the WRITE) is still at work: the segment is set aside, not
 /// recycled, and the next retirement after that popper is done recycles it. Driven step by
@@ -326,11 +335,7 @@ fn a_segment_with_a_popper_at_work_is_set_aside_then_recycled() {
     let q = SegQueue::new();
     let seg = q.tail.segment.load(Relaxed);
     // The slow pusher claims slot 0 and stops.
-    let tail = q.tail.index.load(Relaxed);
-    q.tail
-        .index
-        .compare_exchange(tail, tail + ONE, Relaxed, Relaxed)
-        .unwrap();
+    claim_by_hand(&q.tail);
     // Slots 1 to the last, which links the second segment.
     for i in 1..SEGMENT_CAP {
         q.push(i);
@@ -379,11 +384,7 @@ fn a_segment_set_aside_at_drop_is_freed() {
         q.push(i);
     }
     // A popper claims slot 0 by hand and has not marked it READ yet.
-    let head = q.head.index.load(Relaxed);
-    q.head
-        .index
-        .compare_exchange(head, head + ONE, Relaxed, Relaxed)
-        .unwrap();
+    claim_by_hand(&q.head);
     for i in 1..SEGMENT_CAP {
         assert_eq!(q.pop(), Some(i));
     }
