@@ -57,6 +57,8 @@
 compile_error!("toro-sync needs its `std` feature for now (blocking waits, the deadline timer and the waiter lock use std)");
 
 mod loom;
+#[cfg(test)]
+mod test_waker;
 
 // Layer 2: the waiter queue (intrusive list: unsafe, proved in the module).
 #[allow(unsafe_code)]

@@ -382,12 +382,13 @@ fn close_vs_in_flight_send_queued_receiver() {
     });
 }
 
-/// Model Q6: a `send` future queued on a full queue of one place is granted the place by
-/// a receiver's take, the queue is closed, and then the future is dropped unpolled. Its
-/// item was never sent, so the queue is closed and drained and the receiver must get
-/// `RecvError`, and the dropped future's slot must come back (the final `assert_quiet`).
+/// Model Q6: a `send` future queued on a full queue of one place, a receiver's take that
+/// frees the place, a close, and the future dropped unpolled. The take moves the item in
+/// unless the close came first: then the item was sent and the receiver gets it, else it
+/// is dropped with its future. Either way the queue ends closed and drained, the receiver
+/// must then get `RecvError`, and the place must come back (the final `assert_quiet`).
 /// (In the two-semaphore design this was a lost report and a hang, which loom found as a
-/// deadlock.) The same holds for a dropped `reserve()` future.
+/// deadlock.)
 #[test]
 fn cancelled_granted_send_vs_close() {
     model("cancelled_granted_send_vs_close", || {
@@ -400,8 +401,11 @@ fn cancelled_granted_send_vs_close() {
             let q = q.clone();
             thread::spawn(move || {
                 assert_eq!(q.recv_blocking(), Ok(0));
-                // Item 1 is dropped with its future, never sent: closed and drained.
-                assert_eq!(q.recv_blocking(), Err(RecvError));
+                // Item 1 was moved in before the close, or is dropped with its future.
+                match q.recv_blocking() {
+                    Ok(1) => assert_eq!(q.recv_blocking(), Err(RecvError)),
+                    other => assert_eq!(other, Err(RecvError)),
+                }
             })
         };
         let closer = {
@@ -498,6 +502,42 @@ fn two_pops_vs_two_senders_lining_up() {
         let mut rest = vec![q.try_recv().unwrap(), q.try_recv().unwrap()];
         rest.sort_unstable();
         assert_eq!(rest, [2, 3]);
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q9: a waiting send's item moved in by the receive that empties the queue, racing
+/// the send future's drop (a `select!` giving up on it). The receiver moves the item out
+/// of the future under the senders' line's lock, the future leaves the line under that
+/// lock before its item is dropped: loom checks the two accesses of the item's cell are
+/// ordered. The item is received at most once, and only if it was moved in.
+#[test]
+fn moved_in_send_vs_cancelled_send() {
+    model("moved_in_send_vs_cancelled_send", || {
+        let q = Arc::new(Queue::bounded(1));
+        q.try_send(0).unwrap();
+        let mut fut = Box::pin(q.send(1));
+        assert!(poll_once(fut.as_mut()).is_pending());
+        let receiver = {
+            let q = q.clone();
+            thread::spawn(move || {
+                assert_eq!(q.try_recv(), Ok(0));
+                q.try_recv().is_ok()
+            })
+        };
+        drop(fut);
+        let first = receiver.join().unwrap();
+        let later = match q.try_recv() {
+            Ok(item) => {
+                assert_eq!(item, 1);
+                true
+            }
+            Err(e) => {
+                assert_eq!(e, TryRecvError::Empty);
+                false
+            }
+        };
+        assert!(!(first && later), "item 1 received twice");
         assert_quiet(&q);
     });
 }

@@ -48,6 +48,16 @@
 //! (its waiter finds nothing and lines up again). A grant handed to a waiter that is being
 //! dropped passes to the next in line ([`SemRef::give_back`]).
 //!
+//! A grant of a waiting *send* (not a reserve) by a receive that took the last item also
+//! moves the send's item into the place, under the senders' line's lock, so that the
+//! receiver, about to find the queue empty, finds the item instead, and the send is done
+//! without another try (API.md: a waiting sender's item enters when a place frees). The
+//! item lives in the send's future (or its thread's stack) in an [`ItemSlot`], which its
+//! node points to: the sender touches it only while the node is out of the line, a lock
+//! holder only while it is in. While other items are left, the granted sender pushes for
+//! itself, and then sends on into whatever places have freed meanwhile, instead of finding
+//! the queue full again at once.
+//!
 //! A joining sender compares the free places with the grants out (a place a grant
 //! covers is its holder's), so the ways a grant leaves the count are ordered against
 //! joiners too: a grant that finds nobody in line (handed out, or passed on) is uncounted
@@ -97,6 +107,8 @@
 //! always meet.
 
 mod permit;
+#[cfg(test)]
+mod tests;
 
 use core::fmt;
 use core::future::Future;
@@ -110,11 +122,11 @@ use crate::error::{
     AcquireTimeoutError, Closed, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
     TryAcquireError, TryRecvError, TrySendError,
 };
-use crate::loom::{fence, AtomicUsize, Backoff, Ordering::*, Spin};
+use crate::loom::{fence, AtomicUsize, Backoff, Ordering::*, Spin, UnsafeCell};
 use crate::segqueue::{Refused, Reservations, SegQueue, MAX_RESERVED};
 use crate::semaphore::future::{RawAcquire, SemRef};
 use crate::semaphore::raw::RawSemaphore;
-use crate::wait::Waiter;
+use crate::wait::{Payload, Waiter};
 
 pub use permit::SendPermit;
 
@@ -200,37 +212,36 @@ impl Line {
         }
     }
 
-    /// After a change to the FIFO (a push, or a place freed): grants the head of the line,
-    /// if anyone waits.
+    /// After a change to the FIFO (a push, or a place freed): whether anyone waits in
+    /// line, to be granted.
     #[inline]
-    fn wake(&self) {
+    fn waits(&self) -> bool {
         // The load is `SeqCst` (in `has_waiters`), after the change's `SeqCst` RMW: module
         // docs, "Lines". loom models `SeqCst` accesses as `AcqRel` (loom#180), so under
         // loom the pair is made of the `SeqCst` fence the C++ rule builds on.
         #[cfg(loom)]
         fence(SeqCst);
-        if self.waiters.has_waiters() {
-            self.grant_one(None);
-        }
+        self.waiters.has_waiters()
     }
 
     /// Grants the head of the line (nothing if the line emptied meanwhile). `me`: the
     /// caller's own node, if it grants from its own look after joining (no wake for it).
+    /// `serve` gets the item the head brings, if any (a waiting sender's), under the lock.
     #[cold]
-    fn grant_one(&self, me: Option<&Waiter>) {
+    fn grant_one(&self, me: Option<&Waiter>, serve: impl FnOnce(Payload)) {
         // Counted before the grant, so a newcomer that sees the grant's effect (the line
         // shorter) also sees the count and stays behind the granted waiter.
         // Relaxed: the count only keeps newcomers in line; it orders no data.
         self.granted.fetch_add(1, Relaxed);
-        self.grant_or_uncount(me);
+        self.grant_or_uncount(me, serve);
     }
 
     /// Hands a counted grant to the head of the line or, if nobody is there, uncounts it
     /// under the line's lock: a waiter joining later then reads the count without it (its
     /// look at the FIFO compares free places with it), one that joined before gets it.
-    fn grant_or_uncount(&self, me: Option<&Waiter>) {
+    fn grant_or_uncount(&self, me: Option<&Waiter>, serve: impl FnOnce(Payload)) {
         // Relaxed: as in `grant_one` (the lock orders it for the joining waiter).
-        self.waiters.grant_head_else(me, || {
+        self.waiters.grant_head_else(me, serve, || {
             self.granted.fetch_sub(1, Relaxed);
         });
     }
@@ -250,18 +261,19 @@ impl Line {
     /// without this grant, or this look sees it in line (or, if a pop freed the place, the
     /// pop's own look at the line did).
     #[inline]
-    fn grant_used_then_wake(&self, more: impl FnOnce() -> bool) {
+    fn grant_used_then_wake(&self, more: impl FnOnce() -> bool, wake: impl FnOnce()) {
         // Relaxed: ordered by the fence.
         self.granted.fetch_sub(1, Relaxed);
         fence(SeqCst);
         if more() {
-            self.wake();
+            wake();
         }
     }
 
-    /// A granted waiter is going away without trying: its grant goes to the next in line.
+    /// A granted waiter is going away without trying: its grant goes to the next in line
+    /// (who tries for itself).
     fn pass_grant(&self) {
-        self.grant_or_uncount(None);
+        self.grant_or_uncount(None, |_| {});
     }
 }
 
@@ -271,8 +283,67 @@ pub(crate) enum Side {
     /// The receivers' line; the tail position read before the receive's last look found
     /// nothing (`None`: it joined without looking).
     Receive(Option<u64>),
-    /// The senders' line.
-    Send,
+    /// The senders' line; a send's item ([`ItemSlot`]), a reserve has none.
+    Send(Option<Payload>),
+}
+
+impl Side {
+    /// The item a wait on this side brings.
+    #[inline]
+    fn payload(self) -> Option<Payload> {
+        match self {
+            Self::Send(payload) => payload,
+            Self::Receive(_) => None,
+        }
+    }
+}
+
+/// A waiting sender's item, where whoever frees a place can move it in ("Lines" in the
+/// module docs): the sender touches it only while its node is not in the senders' line,
+/// a lock holder of that line only while it is.
+pub(crate) struct ItemSlot<T>(UnsafeCell<Option<T>>);
+
+// SAFETY: the item may be moved out on another thread (it must be `Send`); shared access
+// is serialised: the owner only while the node is not linked, a lock holder of the line
+// only while it is (`ItemSlot::with`).
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for ItemSlot<T> {}
+
+impl<T> ItemSlot<T> {
+    fn new(item: T) -> Self {
+        Self(UnsafeCell::new(Some(item)))
+    }
+
+    /// The sender's own access.
+    ///
+    /// # Safety
+    /// No node carrying this slot is linked in a line (before the wait, or after it ended:
+    /// granted, closed, timed out or cancelled, all decided under the line's lock).
+    #[allow(unsafe_code)]
+    unsafe fn with<R>(&self, f: impl FnOnce(&mut Option<T>) -> R) -> R {
+        // SAFETY: by the contract nobody else reaches the slot now.
+        self.0.with_mut(|item| f(unsafe { &mut *item }))
+    }
+
+    /// The item, if it is still here (nobody moved it in).
+    fn into_inner(self) -> Option<T> {
+        // SAFETY: owned: no node can carry the slot any more.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.with(Option::take)
+        }
+    }
+}
+
+impl<T> Drop for ItemSlot<T> {
+    /// Drops the item if it is still here, through the cell's accessor, so that loom
+    /// checks this last access of the owner against a lock holder's move.
+    fn drop(&mut self) {
+        // SAFETY: the slot's owner drops it only after its wait left the line (the wait is
+        // declared after the slot and so dropped first, or has finished).
+        #[allow(unsafe_code)]
+        drop(unsafe { self.with(Option::take) });
+    }
 }
 
 impl<T> Queue<T> {
@@ -426,19 +497,30 @@ impl<T> Queue<T> {
 
     /// Sends `item`, waiting while the queue is full (Toro's `put`).
     ///
+    /// While it waits, a receive that takes the last item moves this item into the place
+    /// it freed (so the receiver finds it at once); the send then completes without trying
+    /// again. Otherwise the freed place is handed to the first waiting sender to push into.
+    ///
     /// # Cancel safety
-    /// Dropping the future before it completes has not sent the item: it is dropped with
-    /// the future, and a place handed to the future passes to the next sender.
+    /// Dropping the future before it completes has not sent the item (it is dropped with
+    /// the future, and a place handed to the future passes to the next sender), unless a
+    /// receive had already moved it in: then it was sent, exactly once. To know for sure,
+    /// [`reserve`](Self::reserve) a place first.
     ///
     /// # Errors
     /// [`SendError`] with the item if the queue is or becomes closed first.
     #[doc(alias = "put")]
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
         if self.has_places() {
-            let mut item = Some(item);
-            return match self.place_or_wait(|| self.try_push(&mut item)).await {
+            let slot = ItemSlot::new(item);
+            // SAFETY: `place_or_wait` runs an attempt only while its wait is not in line.
+            #[allow(unsafe_code)]
+            let sent = self.place_or_wait(Some(&slot), || unsafe {
+                slot.with(|item| self.try_push(item))
+            });
+            return match sent.await {
                 Ok(()) => Ok(()),
-                Err(Closed) => Err(SendError(item.take().expect("handed back"))),
+                Err(Closed) => Err(SendError(slot.into_inner().expect("handed back"))),
             };
         }
         if self.is_rendezvous() && RawAcquire::new(&*self.slots, 1).await.is_err() {
@@ -448,13 +530,16 @@ impl<T> Queue<T> {
     }
 
     /// One try of a send into a queue with places: pushes `item` if a place is free, and
-    /// wakes a waiting receiver; else leaves it where it was.
+    /// wakes a waiting receiver; else leaves it where it was. An empty `item` was moved in
+    /// while its sender waited: sent.
     #[inline]
     fn try_push(&self, item: &mut Option<T>) -> Result<(), Refused<()>> {
-        let value = item.take().expect("a send tries with its item");
+        let Some(value) = item.take() else {
+            return Ok(());
+        };
         match self.items.push_within(value, self.places) {
             Ok(()) => {
-                self.rx.wake();
+                self.wake_receivers();
                 Ok(())
             }
             Err(Refused::Full(value)) => {
@@ -469,9 +554,12 @@ impl<T> Queue<T> {
     }
 
     /// Takes a place (`attempt` pushes into it or reserves it), waiting in the senders'
-    /// line while there is none. For a queue with places.
+    /// line while there is none. For a queue with places. A send's wait brings its `slot`,
+    /// from which whoever frees a place may move the item in (its attempt then finds the
+    /// slot empty). `attempt` runs only while the wait is not in line.
     async fn place_or_wait<R>(
         &self,
+        slot: Option<&ItemSlot<T>>,
         mut attempt: impl FnMut() -> Result<R, Refused<()>>,
     ) -> Result<R, Closed> {
         if self.tx.is_idle(|| self.room()) {
@@ -482,9 +570,10 @@ impl<T> Queue<T> {
             }
         }
         loop {
-            RawAcquire::new(InLine(self, Side::Send), 1).await?;
+            RawAcquire::new(InLine(self, Side::Send(slot.map(Payload::new))), 1).await?;
             let got = attempt();
-            self.tx.grant_used_then_wake(|| self.room() > 0);
+            self.tx
+                .grant_used_then_wake(|| self.room() > 0, || self.wake_senders());
             match got {
                 Ok(r) => return Ok(r),
                 Err(Refused::Closed(())) => return Err(Closed),
@@ -498,6 +587,7 @@ impl<T> Queue<T> {
     pub(crate) fn place_or_park<R>(
         &self,
         deadline: Option<Instant>,
+        slot: Option<&ItemSlot<T>>,
         mut attempt: impl FnMut() -> Result<R, Refused<()>>,
     ) -> Result<R, AcquireTimeoutError> {
         // As in `take_or_park`: a little spinning before joining the line.
@@ -515,12 +605,16 @@ impl<T> Queue<T> {
                 break;
             }
         }
+        let side = Side::Send(slot.map(Payload::new));
         loop {
             self.tx
                 .waiters
-                .acquire_blocking_then(1, deadline, |_| self.look_again(Side::Send, None))?;
+                .acquire_blocking_then(1, deadline, side.payload(), |_| {
+                    self.look_again(side, None)
+                })?;
             let got = attempt();
-            self.tx.grant_used_then_wake(|| self.room() > 0);
+            self.tx
+                .grant_used_then_wake(|| self.room() > 0, || self.wake_senders());
             match got {
                 Ok(r) => return Ok(r),
                 Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
@@ -706,15 +800,20 @@ impl<T> Queue<T> {
 
     fn send_until(&self, item: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         if self.has_places() {
-            let mut item = Some(item);
-            return match self.place_or_park(deadline, || self.try_push(&mut item)) {
+            let slot = ItemSlot::new(item);
+            // SAFETY: as in `send`.
+            #[allow(unsafe_code)]
+            let sent = self.place_or_park(deadline, Some(&slot), || unsafe {
+                slot.with(|item| self.try_push(item))
+            });
+            return match sent {
                 Ok(()) => Ok(()),
-                Err(AcquireTimeoutError::Timeout) => {
-                    Err(SendTimeoutError::Timeout(item.take().expect("handed back")))
-                }
-                Err(AcquireTimeoutError::Closed) => {
-                    Err(SendTimeoutError::Closed(item.take().expect("handed back")))
-                }
+                Err(AcquireTimeoutError::Timeout) => Err(SendTimeoutError::Timeout(
+                    slot.into_inner().expect("handed back"),
+                )),
+                Err(AcquireTimeoutError::Closed) => Err(SendTimeoutError::Closed(
+                    slot.into_inner().expect("handed back"),
+                )),
             };
         }
         if self.is_rendezvous() {
@@ -773,7 +872,9 @@ impl<T> Queue<T> {
             let waited = self
                 .rx
                 .waiters
-                .acquire_blocking_then(1, deadline, |_| self.look_again(Side::Receive(seen), None));
+                .acquire_blocking_then(1, deadline, None, |_| {
+                    self.look_again(Side::Receive(seen), None)
+                });
             if let Err(AcquireTimeoutError::Timeout) = waited {
                 return Err(RecvTimeoutError::Timeout);
             }
@@ -799,7 +900,7 @@ impl<T> Queue<T> {
             }
             return Err(item);
         }
-        self.rx.wake();
+        self.wake_receivers();
         Ok(())
     }
 
@@ -832,14 +933,14 @@ impl<T> Queue<T> {
                     None => !self.items.is_empty(),
                 };
                 if maybe_item {
-                    self.rx.grant_one(me);
+                    self.rx.grant_one(me, |_| {});
                 }
             }
-            Side::Send => {
+            Side::Send(_) => {
                 // Relaxed: after the fence; a grant passed on or used since is uncounted
                 // under the line's lock or followed by a wake (`Line`).
                 if self.room() > self.tx.granted.load(Relaxed) {
-                    self.tx.grant_one(me);
+                    self.grant_sender(me);
                 }
             }
         }
@@ -881,7 +982,68 @@ impl<T> Queue<T> {
     #[inline]
     fn took(&self) {
         if self.has_places() {
-            self.tx.wake();
+            self.wake_senders();
+        }
+    }
+
+    /// After an item was pushed: grants the first waiting receiver, if any.
+    #[inline]
+    fn wake_receivers(&self) {
+        if self.rx.waits() {
+            self.rx.grant_one(None, |_| {});
+        }
+    }
+
+    /// After a place was freed: grants the first waiting sender, if any.
+    #[inline]
+    fn wake_senders(&self) {
+        if self.tx.waits() {
+            self.grant_sender(None);
+        }
+    }
+
+    /// Grants the head of the senders' line, and moves the item it brings (a send's, not
+    /// a reserve's) into a free place, so its send is done without another try (API.md:
+    /// a waiting sender's item enters when a place frees). The granted sender then finds
+    /// its slot empty. A receiver is woken for the item.
+    #[cold]
+    fn grant_sender(&self, me: Option<&Waiter>) {
+        let mut pushed = false;
+        self.tx.grant_one(me, |payload| {
+            // SAFETY: `grant_head_else` calls this under the senders' line's lock with the
+            // payload of its head, which is linked there: the node's owner does not touch
+            // its slot now (`ItemSlot::with`), and keeps it alive until it has left the
+            // line under that lock. Only sends of this queue give a node in its `tx` line
+            // a payload, always made from an `ItemSlot<T>`.
+            #[allow(unsafe_code)]
+            let slot = unsafe { payload.get().cast::<ItemSlot<T>>().as_ref() };
+            // SAFETY: as above: we hold the line's lock and the node is linked.
+            #[allow(unsafe_code)]
+            unsafe {
+                slot.with(|item| {
+                    // Only into an empty queue: then a receiver is about to find nothing
+                    // (and wait) unless the item is there. While items are left, the sender
+                    // pushes for itself, and then goes on while places are free, instead
+                    // of finding the queue full again at once.
+                    if !self.items.is_empty() {
+                        return;
+                    }
+                    if let Some(value) = item.take() {
+                        match self.items.push_within(value, self.places) {
+                            Ok(()) => pushed = true,
+                            // The place is gone (a permit's, or a newcomer's that looked
+                            // before the sender lined up), or closed: the sender tries
+                            // for itself, as after any grant.
+                            Err(Refused::Full(value) | Refused::Closed(value)) => {
+                                *item = Some(value)
+                            }
+                        }
+                    }
+                })
+            }
+        });
+        if pushed {
+            self.wake_receivers();
         }
     }
 
@@ -889,7 +1051,7 @@ impl<T> Queue<T> {
     /// the last permit of a closed queue lets the receivers see it drained.
     pub(crate) fn permit_send(&self, item: T) {
         let last = self.items.push_reserved(item);
-        self.rx.wake();
+        self.wake_receivers();
         if last {
             self.rx.waiters.close();
         }
@@ -899,7 +1061,7 @@ impl<T> Queue<T> {
     pub(crate) fn permit_drop(&self) {
         let last = self.items.unreserve();
         if self.has_places() {
-            self.tx.wake();
+            self.wake_senders();
         } else if self.is_rendezvous() {
             self.slots.release(1);
         }
@@ -1027,6 +1189,11 @@ impl<Q: QueueRef> SemRef for InLine<Q> {
     }
 
     #[inline]
+    fn payload(&self) -> Option<Payload> {
+        self.1.payload()
+    }
+
+    #[inline]
     fn queued(&self, me: &Waiter) {
         self.0.queue().look_again(self.1, Some(me));
     }
@@ -1097,7 +1264,7 @@ impl<T> Queue<T> {
     fn line(&self, side: Side) -> &Line {
         match side {
             Side::Receive(_) => &self.rx,
-            Side::Send => &self.tx,
+            Side::Send(_) => &self.tx,
         }
     }
 }

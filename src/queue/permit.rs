@@ -66,7 +66,7 @@ impl<T> Queue<T> {
     /// ```
     pub async fn reserve(&self) -> Result<SendPermit<'_, T>, Closed> {
         if self.has_places() {
-            self.place_or_wait(|| self.items.reserve(self.places as u64))
+            self.place_or_wait(None, || self.items.reserve(self.places as u64))
                 .await?;
             return Ok(SendPermit { queue: self });
         }
@@ -133,7 +133,9 @@ impl<T> Queue<T> {
         deadline: Option<Instant>,
     ) -> Result<SendPermit<'_, T>, SendTimeoutError<()>> {
         if self.has_places() {
-            return match self.place_or_park(deadline, || self.items.reserve(self.places as u64)) {
+            return match self
+                .place_or_park(deadline, None, || self.items.reserve(self.places as u64))
+            {
                 Ok(()) => Ok(SendPermit { queue: self }),
                 Err(AcquireTimeoutError::Timeout) => Err(SendTimeoutError::Timeout(())),
                 Err(AcquireTimeoutError::Closed) => Err(SendTimeoutError::Closed(())),

@@ -9,7 +9,7 @@ use super::raw::RawSemaphore;
 use super::{AsSemaphore, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use crate::error::Closed;
 use crate::loom::Arc;
-use crate::wait::{Waiter, WAITING};
+use crate::wait::{Payload, Waiter, WAITING};
 
 /// A handle that reaches a semaphore's engine.
 pub(crate) trait SemRef {
@@ -23,6 +23,13 @@ pub(crate) trait SemRef {
     /// `me` it makes must not wake this task: it passes `me` on to `grant_head_else`.
     #[inline]
     fn queued(&self, _me: &Waiter) {}
+
+    /// The item a wait brings for whoever serves it ([`Waiter::carrying`]): a waiting
+    /// sender's, in the queue layer.
+    #[inline]
+    fn payload(&self) -> Option<Payload> {
+        None
+    }
 
     /// Gives back the grant of an acquire that was dropped after it had been granted in
     /// full: a release of its `n` permits, unless the layer's grants are not permits.
@@ -68,11 +75,12 @@ pub(crate) struct RawAcquire<R: SemRef> {
 impl<R: SemRef> RawAcquire<R> {
     #[inline]
     pub(crate) fn new(sem: R, n: u32) -> Self {
+        let waiter = Waiter::carrying(sem.payload());
         Self {
             sem: Some(sem),
             n,
             queued: false,
-            waiter: Waiter::new(),
+            waiter,
         }
     }
 

@@ -43,7 +43,7 @@ use std::time::Instant;
 
 use crate::error::{AcquireTimeoutError, Closed, TryAcquireError};
 use crate::loom::{fence, AtomicUsize, Mutex, MutexGuard, Ordering::*};
-use crate::wait::{self, Notify, WaitList, Waiter, WakeList, CLOSED, GRANTED, WAITING};
+use crate::wait::{self, Notify, Payload, WaitList, Waiter, WakeList, CLOSED, GRANTED, WAITING};
 
 const CLOSED_BIT: usize = 1;
 const WAITERS_BIT: usize = 1 << 1;
@@ -474,12 +474,13 @@ impl RawSemaphore {
     /// closed.
     #[cfg(test)]
     pub(crate) fn grant_head(&self) -> bool {
-        self.grant_head_else(None, || {})
+        self.grant_head_else(None, |_| {}, || {})
     }
 
     /// [`grant_head`](Self::grant_head), running `none` under the waiter lock when there
     /// is nobody to grant: so a waiter that joins the queue after this call sees what
-    /// `none` did (the lock orders them), and one that joined before is granted.
+    /// `none` did (the lock orders them), and one that joined before is granted. If the
+    /// head brings an item ([`Waiter::carrying`]), `serve` gets it first, under the lock.
     ///
     /// `me` is the caller's own node, if the caller is a waiter granting from its own hook
     /// right after it joined: if it is the head, it is completed without a wake. A waker
@@ -487,7 +488,12 @@ impl RawSemaphore {
     /// work-stealing executor hands it to another worker (and a thread would find its own
     /// unpark token at its next park).
     #[cold]
-    pub(crate) fn grant_head_else(&self, me: Option<&Waiter>, none: impl FnOnce()) -> bool {
+    pub(crate) fn grant_head_else(
+        &self,
+        me: Option<&Waiter>,
+        serve: impl FnOnce(Payload),
+        none: impl FnOnce(),
+    ) -> bool {
         let mut wakes = WakeList::new();
         let mut list = self.waiters.lock();
         // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
@@ -503,6 +509,9 @@ impl RawSemaphore {
         // SAFETY: lock held (`list`), and the head is linked in it.
         #[allow(unsafe_code)]
         let need = unsafe { head.with_locked(|l| l.need) };
+        if let Some(payload) = head.payload() {
+            serve(payload);
+        }
         // The caller's own node: completed below with no notify to fire. Its waker (or
         // thread handle) is dropped after the lock, as every notify is woken.
         let mine = match me {
@@ -527,15 +536,17 @@ impl RawSemaphore {
         n: u32,
         deadline: Option<Instant>,
     ) -> Result<(), AcquireTimeoutError> {
-        self.acquire_blocking_then(n, deadline, |_| {})
+        self.acquire_blocking_then(n, deadline, None, |_| {})
     }
 
-    /// [`Self::acquire_blocking`] with the queue layer's hook: `queued` runs once, right
-    /// after the thread joined the queue and before it parks.
+    /// [`Self::acquire_blocking`] with the queue layer's additions: the node brings
+    /// `payload` ([`Waiter::carrying`]), and `queued` runs once, right after the thread
+    /// joined the queue and before it parks.
     pub(crate) fn acquire_blocking_then(
         &self,
         n: u32,
         deadline: Option<Instant>,
+        payload: Option<Payload>,
         queued: impl FnOnce(&Waiter),
     ) -> Result<(), AcquireTimeoutError> {
         match self.try_acquire(n) {
@@ -544,7 +555,7 @@ impl RawSemaphore {
             Err(TryAcquireError::NoPermits) if n == 0 => return Ok(()),
             Err(TryAcquireError::NoPermits) => {}
         }
-        let waiter = core::pin::pin!(Waiter::new());
+        let waiter = core::pin::pin!(Waiter::carrying(payload));
         let waiter = waiter.into_ref();
         match self.enqueue(waiter, n, Notify::thread()) {
             Enqueued::Granted => return Ok(()),

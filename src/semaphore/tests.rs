@@ -5,27 +5,12 @@
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
-use std::task::Wake;
 use std::time::Duration;
 
+use crate::test_waker::waker;
 use crate::{AcquireTimeoutError, BoundedSemaphore, Closed, Semaphore, TryAcquireError};
-
-/// A waker that counts its wakes.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
-
-fn waker() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count::default());
-    (count.clone(), Waker::from(count))
-}
 
 fn poll<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(waker))
@@ -292,7 +277,7 @@ impl crate::semaphore::future::SemRef for GrantsItself<'_> {
 
     fn queued(&self, me: &crate::wait::Waiter) {
         if self.grant {
-            assert!(self.raw.grant_head_else(Some(me), || {}));
+            assert!(self.raw.grant_head_else(Some(me), |_| {}, || {}));
         }
     }
 }

@@ -86,10 +86,36 @@ pub(crate) struct Locked {
     pub(crate) held: u32,
 }
 
+/// Where a waiting sender keeps its item (the queue layer's `ItemSlot<T>`, its type
+/// erased here): whoever serves the node under its list's lock may move the item out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Payload(NonNull<()>);
+
+// SAFETY: a plain address; the slot behind it is only reached under the lock of the list
+// the node is linked into (the queue layer's contract, see `Waiter::carrying`).
+#[allow(unsafe_code)]
+unsafe impl Send for Payload {}
+// SAFETY: as for `Send`.
+#[allow(unsafe_code)]
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    pub(crate) fn new<S>(slot: &S) -> Self {
+        Self(NonNull::from(slot).cast())
+    }
+
+    /// The slot's address, for the one type that made it.
+    pub(crate) fn get(self) -> NonNull<()> {
+        self.0
+    }
+}
+
 /// A waiter: one node of a [`WaitList`]. It must stay pinned while linked.
 pub(crate) struct Waiter {
     /// Guarded by the lock of the list the node is linked into.
     locked: UnsafeCell<Locked>,
+    /// Fixed at creation: the item this waiter brings, for whoever serves it.
+    payload: Option<Payload>,
     /// `WAITING` while linked, then `GRANTED` or `CLOSED`; written only by the lock holder,
     /// read by the waiter without the lock.
     state: AtomicU8,
@@ -106,8 +132,11 @@ unsafe impl Send for Waiter {}
 unsafe impl Sync for Waiter {}
 
 impl Waiter {
-    pub(crate) fn new() -> Self {
+    /// A node, which brings an item if `payload` is `Some`: it points to a slot that its owner touches only
+    /// while the node is not linked, and a lock holder of its list only while it is.
+    pub(crate) fn carrying(payload: Option<Payload>) -> Self {
         Self {
+            payload,
             locked: UnsafeCell::new(Locked {
                 prev: None,
                 next: None,
@@ -118,6 +147,12 @@ impl Waiter {
             state: AtomicU8::new(WAITING),
             _pin: PhantomPinned,
         }
+    }
+
+    /// The item this waiter brings, if any (see [`Waiter::carrying`]).
+    #[inline]
+    pub(crate) fn payload(&self) -> Option<Payload> {
+        self.payload
     }
 
     /// The node's state as the waiter sees it, without the lock.

@@ -1,0 +1,174 @@
+//! Unit tests of the queue layer's unsafe path: a waiting sender's item, which whoever
+//! frees a place may move into the queue from the sender's pinned future (or its thread's
+//! stack). Hand-polled futures and small thread races, so they also run under Miri:
+//! `cargo +nightly miri test --lib`.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use crate::test_waker::waker;
+use crate::{Queue, SendError, TryRecvError};
+
+fn poll<F: Future>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(waker))
+}
+
+/// An item that counts its drops, so a test sees each item dropped exactly once.
+#[derive(Debug)]
+struct Item(usize, Arc<AtomicUsize>);
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, SeqCst);
+    }
+}
+
+/// Waits until `q`'s senders' line has someone in it (a thread that has joined it).
+fn until_a_sender_waits<T>(q: &Queue<T>) {
+    while !q.tx.waiters.has_waiters() {
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn a_receive_that_empties_the_queue_moves_a_waiting_send_in() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let q = Queue::bounded(1);
+    q.try_send(Item(0, drops.clone())).unwrap();
+    let (wakes, w) = waker();
+    let mut send = Box::pin(q.send(Item(1, drops.clone())));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    assert_eq!(q.try_recv().unwrap().0, 0);
+    // Item 1 is in before its sender runs again; the sender is woken to learn it.
+    assert_eq!(q.len(), 1);
+    assert_eq!(wakes.0.load(SeqCst), 1);
+    assert!(matches!(poll(send.as_mut(), &w), Poll::Ready(Ok(()))));
+    assert_eq!(q.try_recv().unwrap().0, 1);
+    assert_eq!(drops.load(SeqCst), 2);
+}
+
+#[test]
+fn a_send_dropped_after_its_item_was_moved_in_has_sent_it() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let q = Queue::bounded(1);
+    q.try_send(Item(0, drops.clone())).unwrap();
+    let (_, w) = waker();
+    let mut send = Box::pin(q.send(Item(1, drops.clone())));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    assert_eq!(q.try_recv().unwrap().0, 0);
+    drop(send); // its item is not dropped with it: it is in the queue
+    assert_eq!(drops.load(SeqCst), 1);
+    assert_eq!(q.try_recv().unwrap().0, 1);
+    assert_eq!(q.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(drops.load(SeqCst), 2);
+}
+
+#[test]
+fn a_waiting_send_pushes_for_itself_while_items_are_left() {
+    let q = Queue::bounded(2);
+    q.try_send(0).unwrap();
+    q.try_send(1).unwrap();
+    let (wakes, w) = waker();
+    let mut send = Box::pin(q.send(2));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    assert_eq!(q.try_recv(), Ok(0));
+    // Granted, not moved in: item 1 is left, so the sender pushes when it runs.
+    assert_eq!(wakes.0.load(SeqCst), 1);
+    assert_eq!(q.len(), 1);
+    assert!(
+        q.is_full(),
+        "the free place is promised to the granted sender"
+    );
+    assert!(matches!(poll(send.as_mut(), &w), Poll::Ready(Ok(()))));
+    assert_eq!(q.len(), 2);
+    assert_eq!((q.try_recv(), q.try_recv()), (Ok(1), Ok(2)));
+}
+
+#[test]
+fn a_waiting_reserve_is_granted_not_served() {
+    let q = Queue::bounded(1);
+    q.try_send(0).unwrap();
+    let (_, w) = waker();
+    let mut reserve = Box::pin(q.reserve());
+    assert!(poll(reserve.as_mut(), &w).is_pending());
+    assert_eq!(q.try_recv(), Ok(0));
+    assert!(q.is_empty(), "a reserve brings no item");
+    let Poll::Ready(Ok(permit)) = poll(reserve.as_mut(), &w) else {
+        panic!("the freed place goes to the reserve");
+    };
+    permit.send(1);
+    assert_eq!(q.try_recv(), Ok(1));
+}
+
+#[test]
+fn a_close_before_the_place_frees_hands_the_waiting_item_back() {
+    let q = Queue::bounded(1);
+    q.try_send(0).unwrap();
+    let (wakes, w) = waker();
+    let mut send = Box::pin(q.send(1));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    q.close();
+    assert_eq!(wakes.0.load(SeqCst), 1);
+    assert_eq!(poll(send.as_mut(), &w), Poll::Ready(Err(SendError(1))));
+    assert_eq!(q.try_recv(), Ok(0));
+    assert_eq!(q.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn a_blocking_send_is_moved_in_from_its_thread() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let q = Arc::new(Queue::bounded(1));
+    q.try_send(Item(0, drops.clone())).unwrap();
+    let sender = {
+        let (q, drops) = (q.clone(), drops.clone());
+        thread::spawn(move || q.send_blocking(Item(1, drops)).is_ok())
+    };
+    until_a_sender_waits(&q);
+    assert_eq!(q.recv_blocking().unwrap().0, 0);
+    assert_eq!(q.recv_blocking().unwrap().0, 1);
+    assert!(sender.join().unwrap());
+    assert_eq!(drops.load(SeqCst), 2);
+}
+
+/// A send future dropped on one thread while a receive on another frees its place: the
+/// item is received once or dropped with the future, never both, never neither.
+#[test]
+fn a_send_cancelled_while_a_receive_frees_its_place_keeps_the_item_once() {
+    const ROUNDS: usize = if cfg!(miri) { 8 } else { 200 };
+    for _ in 0..ROUNDS {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Arc::new(Queue::bounded(1));
+        q.try_send(Item(0, drops.clone())).unwrap();
+        let lined_up = Arc::new(Barrier::new(2));
+        let canceller = {
+            let (q, drops, lined_up) = (q.clone(), drops.clone(), lined_up.clone());
+            thread::spawn(move || {
+                let (_, w) = waker();
+                let mut send = Box::pin(q.send(Item(1, drops)));
+                assert!(poll(send.as_mut(), &w).is_pending());
+                lined_up.wait();
+                drop(send);
+            })
+        };
+        lined_up.wait();
+        assert_eq!(q.try_recv().unwrap().0, 0);
+        canceller.join().unwrap();
+        let received = match q.try_recv() {
+            Ok(item) => {
+                assert_eq!(item.0, 1);
+                1
+            }
+            Err(e) => {
+                assert_eq!(e, TryRecvError::Empty);
+                0
+            }
+        };
+        assert_eq!(q.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert!(received <= 1);
+        assert_eq!(drops.load(SeqCst), 2, "item 1 dropped exactly once");
+    }
+}
