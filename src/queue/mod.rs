@@ -36,10 +36,13 @@
 //!   head. Likewise a receiver's claim of the FIFO's head (`SeqCst`), or a permit given
 //!   back unused (`SeqCst` `fetch_sub` of the tail's reservations), then a load of the
 //!   senders' line word.
-//! - a waiter joins its line (sets `W` under the line's lock), then issues a `SeqCst`
-//!   fence and looks at the FIFO again ([`SemRef::queued`]): if an item (a place no grant
-//!   covers) is there, it grants the head of the line itself (maybe itself, maybe an
-//!   earlier waiter).
+//! - a waiter joins its line (sets `W` under the line's lock), then, still under that
+//!   lock, issues a `SeqCst` fence and looks at the FIFO again ([`OnJoin`]): if an item
+//!   (a place no grant covers) is there, it grants the head of the line itself (maybe
+//!   itself, with no wake, maybe an earlier waiter). Under the lock, so that a changer's
+//!   grant (which takes the lock) reaches a waiter only as its poll returns: a task woken
+//!   while it is still being polled is rescheduled as if it had yielded, on the worker
+//!   that polled it, so a consumer and its producer would stay on two workers.
 //!
 //! In the single order of `SeqCst` operations either the changer's load comes after the
 //! waiter's fence, and sees `W`, or it comes before it, and then so does the change, which
@@ -125,8 +128,8 @@ use crate::error::{
 use crate::loom::{fence, AtomicUsize, Backoff, Ordering::*, Spin, UnsafeCell};
 use crate::segqueue::{Refused, Reservations, SegQueue, MAX_RESERVED};
 use crate::semaphore::future::{RawAcquire, SemRef};
-use crate::semaphore::raw::RawSemaphore;
-use crate::wait::{Payload, Waiter};
+use crate::semaphore::raw::{OnJoin, RawSemaphore};
+use crate::wait::Payload;
 
 pub use permit::SendPermit;
 
@@ -224,26 +227,35 @@ impl Line {
         self.waiters.has_waiters()
     }
 
-    /// Grants the head of the line (nothing if the line emptied meanwhile). `me`: the
-    /// caller's own node, if it grants from its own look after joining (no wake for it).
-    /// `serve` gets the item the head brings, if any (a waiting sender's), under the lock.
+    /// Grants the head of the line (nothing if the line emptied meanwhile). `serve` gets
+    /// the item the head brings, if any (a waiting sender's), under the lock.
     #[cold]
-    fn grant_one(&self, me: Option<&Waiter>, serve: impl FnOnce(Payload)) {
-        // Counted before the grant, so a newcomer that sees the grant's effect (the line
-        // shorter) also sees the count and stays behind the granted waiter.
+    fn grant_one(&self, serve: impl FnOnce(Payload)) {
+        self.count_grant();
+        self.grant_or_uncount(serve);
+    }
+
+    /// Counts a grant about to be made: before the grant, so a newcomer that sees the
+    /// grant's effect (the line shorter) also sees the count and stays behind the granted
+    /// waiter.
+    #[inline]
+    fn count_grant(&self) {
         // Relaxed: the count only keeps newcomers in line; it orders no data.
         self.granted.fetch_add(1, Relaxed);
-        self.grant_or_uncount(me, serve);
+    }
+
+    /// A counted grant was not made.
+    #[inline]
+    fn uncount_grant(&self) {
+        // Relaxed: as in `count_grant` (the lock orders it for a joining waiter).
+        self.granted.fetch_sub(1, Relaxed);
     }
 
     /// Hands a counted grant to the head of the line or, if nobody is there, uncounts it
     /// under the line's lock: a waiter joining later then reads the count without it (its
     /// look at the FIFO compares free places with it), one that joined before gets it.
-    fn grant_or_uncount(&self, me: Option<&Waiter>, serve: impl FnOnce(Payload)) {
-        // Relaxed: as in `grant_one` (the lock orders it for the joining waiter).
-        self.waiters.grant_head_else(me, serve, || {
-            self.granted.fetch_sub(1, Relaxed);
-        });
+    fn grant_or_uncount(&self, serve: impl FnOnce(Payload)) {
+        self.waiters.grant_head_else(serve, || self.uncount_grant());
     }
 
     /// A granted receiver has looked: its grant is used.
@@ -273,7 +285,7 @@ impl Line {
     /// A granted waiter is going away without trying: its grant goes to the next in line
     /// (who tries for itself).
     fn pass_grant(&self) {
-        self.grant_or_uncount(None, |_| {});
+        self.grant_or_uncount(|_| {});
     }
 }
 
@@ -607,11 +619,12 @@ impl<T> Queue<T> {
         }
         let side = Side::Send(slot.map(Payload::new));
         loop {
-            self.tx
-                .waiters
-                .acquire_blocking_then(1, deadline, side.payload(), |_| {
-                    self.look_again(side, None)
-                })?;
+            self.tx.waiters.acquire_blocking_then(
+                1,
+                deadline,
+                side.payload(),
+                &InLine(self, side),
+            )?;
             let got = attempt();
             self.tx
                 .grant_used_then_wake(|| self.room() > 0, || self.wake_senders());
@@ -865,16 +878,12 @@ impl<T> Queue<T> {
         }
         let backoff = Backoff::new();
         loop {
-            // A thread's own grant from its look unparks it, so its token makes the wait
-            // below return at once (or, if the grant was not its own, a later park). Not
-            // skipped as the async hook's is: skipping it measured slower on C5 (5-7 ms
-            // against 4.6-4.9 per iteration), for a reason not yet pinned down.
-            let waited = self
-                .rx
-                .waiters
-                .acquire_blocking_then(1, deadline, None, |_| {
-                    self.look_again(Side::Receive(seen), None)
-                });
+            let waited = self.rx.waiters.acquire_blocking_then(
+                1,
+                deadline,
+                None,
+                &InLine(self, Side::Receive(seen)),
+            );
             if let Err(AcquireTimeoutError::Timeout) = waited {
                 return Err(RecvTimeoutError::Timeout);
             }
@@ -915,35 +924,31 @@ impl<T> Queue<T> {
         got
     }
 
-    /// A waiter has just joined its line: looks at the FIFO once more, after a `SeqCst`
-    /// fence, and grants the head if what the line waits for may be there and no grant
-    /// covers it (module docs, "Lines").
+    /// A waiter has just joined its line (under the line's lock): looks at the FIFO once
+    /// more, after a `SeqCst` fence, and says (counting the grant) that the head is to be
+    /// granted if what the line waits for may be there and no grant covers it (module
+    /// docs, "Lines").
     ///
     /// A receiver counts an item pushed since `seen`, the tail read before its last look
     /// found nothing (so a receiver whose grant was taken from it does not grant itself
     /// again and again); one that joined without looking (others were in line) counts any
     /// item inside. A sender counts the free places that outnumber the grants out (which
     /// their holders will use, or pass on to this line).
-    fn look_again(&self, side: Side, me: Option<&Waiter>) {
+    fn look_again(&self, side: Side) -> bool {
         fence(SeqCst);
-        match side {
-            Side::Receive(seen) => {
-                let maybe_item = match seen {
-                    Some(seen) => self.items.tail_position() != seen,
-                    None => !self.items.is_empty(),
-                };
-                if maybe_item {
-                    self.rx.grant_one(me, |_| {});
-                }
-            }
-            Side::Send(_) => {
-                // Relaxed: after the fence; a grant passed on or used since is uncounted
-                // under the line's lock or followed by a wake (`Line`).
-                if self.room() > self.tx.granted.load(Relaxed) {
-                    self.grant_sender(me);
-                }
-            }
+        let grant = match side {
+            Side::Receive(seen) => match seen {
+                Some(seen) => self.items.tail_position() != seen,
+                None => !self.items.is_empty(),
+            },
+            // Relaxed: after the fence; a grant passed on or used since is uncounted
+            // under the line's lock or followed by a wake (`Line`).
+            Side::Send(_) => self.room() > self.tx.granted.load(Relaxed),
+        };
+        if grant {
+            self.line(side).count_grant();
         }
+        grant
     }
 
     /// Whether a fresh receive may pop: nobody waits in line, and the items inside are
@@ -990,7 +995,7 @@ impl<T> Queue<T> {
     #[inline]
     fn wake_receivers(&self) {
         if self.rx.waits() {
-            self.rx.grant_one(None, |_| {});
+            self.rx.grant_one(|_| {});
         }
     }
 
@@ -998,52 +1003,58 @@ impl<T> Queue<T> {
     #[inline]
     fn wake_senders(&self) {
         if self.tx.waits() {
-            self.grant_sender(None);
+            self.grant_sender();
         }
     }
 
     /// Grants the head of the senders' line, and moves the item it brings (a send's, not
-    /// a reserve's) into a free place, so its send is done without another try (API.md:
-    /// a waiting sender's item enters when a place frees). The granted sender then finds
-    /// its slot empty. A receiver is woken for the item.
+    /// a reserve's) in if the queue is empty ([`move_in`](Self::move_in)). A receiver is
+    /// woken for the item.
     #[cold]
-    fn grant_sender(&self, me: Option<&Waiter>) {
+    fn grant_sender(&self) {
         let mut pushed = false;
-        self.tx.grant_one(me, |payload| {
-            // SAFETY: `grant_head_else` calls this under the senders' line's lock with the
-            // payload of its head, which is linked there: the node's owner does not touch
-            // its slot now (`ItemSlot::with`), and keeps it alive until it has left the
-            // line under that lock. Only sends of this queue give a node in its `tx` line
-            // a payload, always made from an `ItemSlot<T>`.
-            #[allow(unsafe_code)]
-            let slot = unsafe { payload.get().cast::<ItemSlot<T>>().as_ref() };
-            // SAFETY: as above: we hold the line's lock and the node is linked.
-            #[allow(unsafe_code)]
-            unsafe {
-                slot.with(|item| {
-                    // Only into an empty queue: then a receiver is about to find nothing
-                    // (and wait) unless the item is there. While items are left, the sender
-                    // pushes for itself, and then goes on while places are free, instead
-                    // of finding the queue full again at once.
-                    if !self.items.is_empty() {
-                        return;
-                    }
-                    if let Some(value) = item.take() {
-                        match self.items.push_within(value, self.places) {
-                            Ok(()) => pushed = true,
-                            // The place is gone (a permit's, or a newcomer's that looked
-                            // before the sender lined up), or closed: the sender tries
-                            // for itself, as after any grant.
-                            Err(Refused::Full(value) | Refused::Closed(value)) => {
-                                *item = Some(value)
-                            }
-                        }
-                    }
-                })
-            }
-        });
+        self.tx.grant_one(|payload| pushed = self.move_in(payload));
         if pushed {
             self.wake_receivers();
+        }
+    }
+
+    /// Under the senders' line's lock, as its head is granted: moves the item that head
+    /// brings into a free place, so its send is done without another try (API.md: a
+    /// waiting sender's item enters when a place frees); the sender then finds its slot
+    /// empty. Only into an empty queue: then a receiver is about to find nothing (and
+    /// wait) unless the item is there. While items are left, the sender pushes for itself,
+    /// and then goes on while places are free, instead of finding the queue full again at
+    /// once. Returns whether the item went in (a receiver is then to be woken).
+    fn move_in(&self, payload: Payload) -> bool {
+        if !self.items.is_empty() {
+            return false;
+        }
+        // SAFETY: `grant_head_else` (or `OnJoin::serve`) calls this under the senders'
+        // line's lock with the payload of its head, which is linked there: the node's
+        // owner does not touch its slot now (`ItemSlot::with`), and keeps it alive until
+        // it has left the line under that lock. Only sends of this queue give a node in
+        // its `tx` line a payload, always made from an `ItemSlot<T>`.
+        #[allow(unsafe_code)]
+        let slot = unsafe { payload.get().cast::<ItemSlot<T>>().as_ref() };
+        // SAFETY: as above: we hold the line's lock and the node is linked.
+        #[allow(unsafe_code)]
+        unsafe {
+            slot.with(|item| {
+                let Some(value) = item.take() else {
+                    return false;
+                };
+                match self.items.push_within(value, self.places) {
+                    Ok(()) => true,
+                    // The place is gone (a permit's, or a newcomer's that looked before
+                    // the sender lined up), or closed: the sender tries for itself, as
+                    // after any grant.
+                    Err(Refused::Full(value) | Refused::Closed(value)) => {
+                        *item = Some(value);
+                        false
+                    }
+                }
+            })
         }
     }
 
@@ -1180,9 +1191,30 @@ impl<T> QueueRef for &Queue<T> {
     }
 }
 
-impl<Q: QueueRef> SemRef for InLine<Q> {
-    const LOOKS_AGAIN: bool = true;
+/// A wait in line looks at the FIFO once more when it joins (module docs, "Lines").
+impl<Q: QueueRef> OnJoin for InLine<Q> {
+    #[inline]
+    fn look(&self) -> bool {
+        self.0.queue().look_again(self.1)
+    }
 
+    #[inline]
+    fn not_granted(&self) {
+        self.0.queue().line(self.1).uncount_grant();
+    }
+
+    #[inline]
+    fn serve(&self, payload: Payload) -> bool {
+        self.0.queue().move_in(payload)
+    }
+
+    #[inline]
+    fn served(&self) {
+        self.0.queue().wake_receivers();
+    }
+}
+
+impl<Q: QueueRef> SemRef for InLine<Q> {
     #[inline]
     fn raw(&self) -> &RawSemaphore {
         &self.0.queue().line(self.1).waiters
@@ -1191,11 +1223,6 @@ impl<Q: QueueRef> SemRef for InLine<Q> {
     #[inline]
     fn payload(&self) -> Option<Payload> {
         self.1.payload()
-    }
-
-    #[inline]
-    fn queued(&self, me: &Waiter) {
-        self.0.queue().look_again(self.1, Some(me));
     }
 
     #[inline]

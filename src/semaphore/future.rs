@@ -5,24 +5,16 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use super::raw::RawSemaphore;
+use super::raw::{OnJoin, RawSemaphore};
 use super::{AsSemaphore, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use crate::error::Closed;
 use crate::loom::Arc;
-use crate::wait::{Payload, Waiter, WAITING};
+use crate::wait::{Payload, Waiter};
 
-/// A handle that reaches a semaphore's engine.
-pub(crate) trait SemRef {
+/// A handle that reaches a semaphore's engine, and what its waits do when they join the
+/// waiter queue ([`OnJoin`]: nothing, except in the queue layer).
+pub(crate) trait SemRef: OnJoin {
     fn raw(&self) -> &RawSemaphore;
-
-    /// Whether [`queued`](Self::queued) does anything (it may grant the wait that runs it).
-    const LOOKS_AGAIN: bool = false;
-
-    /// Runs once, right after the acquire joined the waiter queue with its node `me` (the
-    /// queue layer looks again for an item there, see `Queue`'s module docs). A grant of
-    /// `me` it makes must not wake this task: it passes `me` on to `grant_head_else`.
-    #[inline]
-    fn queued(&self, _me: &Waiter) {}
 
     /// The item a wait brings for whoever serves it ([`Waiter::carrying`]): a waiting
     /// sender's, in the queue layer.
@@ -39,6 +31,7 @@ pub(crate) trait SemRef {
     }
 }
 
+impl OnJoin for &Semaphore {}
 impl SemRef for &Semaphore {
     #[inline]
     fn raw(&self) -> &RawSemaphore {
@@ -47,6 +40,7 @@ impl SemRef for &Semaphore {
 }
 
 /// The queue layer waits on bare engines.
+impl OnJoin for &RawSemaphore {}
 impl SemRef for &RawSemaphore {
     #[inline]
     fn raw(&self) -> &RawSemaphore {
@@ -54,6 +48,7 @@ impl SemRef for &RawSemaphore {
     }
 }
 
+impl<S: AsSemaphore> OnJoin for Arc<S> {}
 impl<S: AsSemaphore> SemRef for Arc<S> {
     #[inline]
     fn raw(&self) -> &RawSemaphore {
@@ -110,16 +105,10 @@ impl<R: SemRef> Future for RawAcquire<R> {
             .sem
             .as_ref()
             .expect("acquire future polled after completion");
-        let was_queued = this.queued;
-        let mut poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
-        if R::LOOKS_AGAIN && poll.is_pending() && !was_queued && this.queued {
-            sem.queued(&this.waiter);
-            // The hook may have granted this very wait (without a wake): take it now.
-            if this.waiter.state() != WAITING {
-                poll = sem.raw().poll_acquire(waiter, &mut this.queued, this.n, cx);
-            }
-        }
-        match poll {
+        match sem
+            .raw()
+            .poll_acquire(waiter, &mut this.queued, this.n, cx, sem)
+        {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(Ok(this.sem.take().expect("checked above"))),
             Poll::Ready(Err(Closed)) => {

@@ -86,6 +86,41 @@ enum Enqueued {
     Queued,
 }
 
+/// What a waiter does right after its node joined the queue, still under the waiter lock:
+/// the queue layer looks at its FIFO once more (see `Queue`'s module docs, "Lines"). A
+/// plain semaphore does nothing (`()`).
+///
+/// Under the lock, so that a grant made by someone else (who must take the lock) reaches
+/// the waiter only as its poll returns: a task woken while it is still being polled is
+/// rescheduled as if it had yielded, on the worker that polled it, and a consumer and its
+/// producer would stay apart on two workers.
+pub(crate) trait OnJoin {
+    /// Whether what the waiter waits for may be there already: then the head of the queue
+    /// is granted (`look` counts that grant).
+    #[inline]
+    fn look(&self) -> bool {
+        false
+    }
+
+    /// A grant `look` asked for was not made (the semaphore is closed): uncount it.
+    #[inline]
+    fn not_granted(&self) {}
+
+    /// Under the lock, the head about to be granted brings `payload`: as the `serve` of
+    /// [`RawSemaphore::grant_head_else`]. `true` asks for [`served`](Self::served) after
+    /// the lock.
+    #[inline]
+    fn serve(&self, _payload: Payload) -> bool {
+        false
+    }
+
+    /// After the lock, when [`serve`](Self::serve) said so.
+    #[inline]
+    fn served(&self) {}
+}
+
+impl OnJoin for () {}
+
 impl RawSemaphore {
     /// # Panics
     /// If `permits > MAX_PERMITS`.
@@ -325,7 +360,13 @@ impl RawSemaphore {
     /// The slow path of an acquire: under the lock, take what is free or queue `waiter`.
     /// `notify` is made before the lock is taken: a `Waker::clone` may run user code, and
     /// if it panics nothing has changed yet.
-    fn enqueue(&self, waiter: Pin<&Waiter>, n: u32, notify: Notify) -> Enqueued {
+    fn enqueue(
+        &self,
+        waiter: Pin<&Waiter>,
+        n: u32,
+        notify: Notify,
+        join: &impl OnJoin,
+    ) -> Enqueued {
         let mut list = self.waiters.lock();
         // Relaxed: a first guess for the CAS; `C` and `W` are decided under this lock or
         // rechecked by the CAS.
@@ -345,7 +386,7 @@ impl RawSemaphore {
                 unsafe {
                     list.push_back(waiter, notify, n)
                 };
-                return Enqueued::Queued;
+                return self.joined(list, waiter.get_ref(), join);
             }
             let free = permits(cur);
             let (new, granted) = if free >= n as usize {
@@ -364,10 +405,41 @@ impl RawSemaphore {
                         list.push_back(waiter, notify, n - free as u32);
                         waiter.with_locked(|l| l.held = free as u32);
                     };
-                    return Enqueued::Queued;
+                    return self.joined(list, waiter.get_ref(), join);
                 }
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// `waiter` has just been linked (the lock is still held): runs the waiter's
+    /// [`OnJoin::look`], and grants the head if it asks for it. A grant of `waiter` itself
+    /// completes it with no wake (it is running): it returns `Granted`.
+    fn joined(
+        &self,
+        list: MutexGuard<'_, WaitList>,
+        waiter: &Waiter,
+        join: &impl OnJoin,
+    ) -> Enqueued {
+        if !join.look() {
+            return Enqueued::Queued;
+        }
+        let mut mine = false;
+        let mut served = false;
+        let granted = self.grant_head_locked(
+            list,
+            Some(waiter),
+            &mut mine,
+            |payload| served = join.serve(payload),
+            || join.not_granted(),
+        );
+        if served {
+            join.served();
+        }
+        if granted && mine {
+            Enqueued::Granted
+        } else {
+            Enqueued::Queued
         }
     }
 
@@ -409,6 +481,7 @@ impl RawSemaphore {
         queued: &mut bool,
         n: u32,
         cx: &mut Context<'_>,
+        join: &impl OnJoin,
     ) -> Poll<Result<(), Closed>> {
         if !*queued {
             match self.try_acquire(n) {
@@ -419,7 +492,7 @@ impl RawSemaphore {
             if n == 0 {
                 return Poll::Ready(Ok(()));
             }
-            return match self.enqueue(waiter, n, Notify::Task(cx.waker().clone())) {
+            return match self.enqueue(waiter, n, Notify::Task(cx.waker().clone()), join) {
                 Enqueued::Granted => Poll::Ready(Ok(())),
                 Enqueued::Closed => Poll::Ready(Err(Closed)),
                 Enqueued::Queued => {
@@ -474,28 +547,33 @@ impl RawSemaphore {
     /// closed.
     #[cfg(test)]
     pub(crate) fn grant_head(&self) -> bool {
-        self.grant_head_else(None, |_| {}, || {})
+        self.grant_head_else(|_| {}, || {})
     }
 
     /// [`grant_head`](Self::grant_head), running `none` under the waiter lock when there
     /// is nobody to grant: so a waiter that joins the queue after this call sees what
     /// `none` did (the lock orders them), and one that joined before is granted. If the
     /// head brings an item ([`Waiter::carrying`]), `serve` gets it first, under the lock.
-    ///
-    /// `me` is the caller's own node, if the caller is a waiter granting from its own hook
-    /// right after it joined: if it is the head, it is completed without a wake. A waker
-    /// woken while its task runs reschedules that task as if it had yielded, which on a
-    /// work-stealing executor hands it to another worker (and a thread would find its own
-    /// unpark token at its next park).
     #[cold]
-    pub(crate) fn grant_head_else(
+    pub(crate) fn grant_head_else(&self, serve: impl FnOnce(Payload), none: impl FnOnce()) -> bool {
+        let mut mine = false;
+        self.grant_head_locked(self.waiters.lock(), None, &mut mine, serve, none)
+    }
+
+    /// [`grant_head_else`](Self::grant_head_else) with the lock held. `me` is the caller's
+    /// own node, if the caller is a waiter granting from its look on joining: if it is the
+    /// head, it is completed without a wake (`mine` is set). A waker woken while its task
+    /// runs reschedules that task as if it had yielded, which on a work-stealing executor
+    /// hands it to another worker. Ends with the lock dropped and every wake fired.
+    fn grant_head_locked(
         &self,
+        mut list: MutexGuard<'_, WaitList>,
         me: Option<&Waiter>,
+        mine: &mut bool,
         serve: impl FnOnce(Payload),
         none: impl FnOnce(),
     ) -> bool {
         let mut wakes = WakeList::new();
-        let mut list = self.waiters.lock();
         // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
         // waiter as `CLOSED` under it; a grant after `C` would act after the close.
         if self.state.load(Relaxed) & CLOSED_BIT != 0 {
@@ -514,18 +592,22 @@ impl RawSemaphore {
         }
         // The caller's own node: completed below with no notify to fire. Its waker (or
         // thread handle) is dropped after the lock, as every notify is woken.
-        let mine = match me {
+        *mine = me.is_some_and(|me| core::ptr::eq(me, head));
+        let own_notify = if *mine {
             // SAFETY: as above.
             #[allow(unsafe_code)]
-            Some(me) if core::ptr::eq(me, head) => unsafe { head.with_locked(|l| l.notify.take()) },
-            _ => None,
+            unsafe {
+                head.with_locked(|l| l.notify.take())
+            }
+        } else {
+            None
         };
         let covered = list.give_front(need, &mut wakes);
         debug_assert!(covered, "a grant covers all the head needs");
         // Clears `W` if the queue emptied (and serves on from the word, which the queue
         // layer never fills).
         self.assign_all(list, &mut wakes);
-        drop(mine);
+        drop(own_notify);
         true
     }
 
@@ -536,18 +618,17 @@ impl RawSemaphore {
         n: u32,
         deadline: Option<Instant>,
     ) -> Result<(), AcquireTimeoutError> {
-        self.acquire_blocking_then(n, deadline, None, |_| {})
+        self.acquire_blocking_then(n, deadline, None, &())
     }
 
     /// [`Self::acquire_blocking`] with the queue layer's additions: the node brings
-    /// `payload` ([`Waiter::carrying`]), and `queued` runs once, right after the thread
-    /// joined the queue and before it parks.
+    /// `payload` ([`Waiter::carrying`]), and `join` runs when the thread joins the queue.
     pub(crate) fn acquire_blocking_then(
         &self,
         n: u32,
         deadline: Option<Instant>,
         payload: Option<Payload>,
-        queued: impl FnOnce(&Waiter),
+        join: &impl OnJoin,
     ) -> Result<(), AcquireTimeoutError> {
         match self.try_acquire(n) {
             Ok(()) => return Ok(()),
@@ -557,10 +638,10 @@ impl RawSemaphore {
         }
         let waiter = core::pin::pin!(Waiter::carrying(payload));
         let waiter = waiter.into_ref();
-        match self.enqueue(waiter, n, Notify::thread()) {
+        match self.enqueue(waiter, n, Notify::thread(), join) {
             Enqueued::Granted => return Ok(()),
             Enqueued::Closed => return Err(AcquireTimeoutError::Closed),
-            Enqueued::Queued => queued(&waiter),
+            Enqueued::Queued => {}
         }
         match wait::park_until(&waiter, deadline) {
             GRANTED => Ok(()),

@@ -261,24 +261,24 @@ fn no_waiter_is_granted_once_closed() {
     assert!(matches!(poll(&mut fut, &w), Poll::Ready(Err(Closed))));
 }
 
-/// A handle whose hook grants the head of the queue it has just joined (as the queue
-/// layer's look after joining the line does when it finds an item), if `grant` says so.
+/// A handle whose look on joining asks for a grant of the head of the queue it has just
+/// joined (as the queue layer's does when it finds an item), if `grant` says so.
 struct GrantsItself<'a> {
     raw: &'a crate::semaphore::raw::RawSemaphore,
     grant: bool,
 }
 
-impl crate::semaphore::future::SemRef for GrantsItself<'_> {
-    const LOOKS_AGAIN: bool = true;
+impl crate::semaphore::raw::OnJoin for GrantsItself<'_> {
+    fn look(&self) -> bool {
+        // Under the waiter lock: the look sees its own node linked.
+        assert!(self.raw.has_waiters());
+        self.grant
+    }
+}
 
+impl crate::semaphore::future::SemRef for GrantsItself<'_> {
     fn raw(&self) -> &crate::semaphore::raw::RawSemaphore {
         self.raw
-    }
-
-    fn queued(&self, me: &crate::wait::Waiter) {
-        if self.grant {
-            assert!(self.raw.grant_head_else(Some(me), |_| {}, || {}));
-        }
     }
 }
 
