@@ -292,8 +292,8 @@ impl Line {
 /// Which line a wait is in, and what it saw before joining it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Side {
-    /// The receivers' line; the tail position read before the receive's last look found
-    /// nothing (`None`: it joined without looking).
+    /// The receivers' line; the tail position the receive's last look read (in its pop)
+    /// before it found nothing (`None`: it joined without looking).
     Receive(Option<u64>),
     /// The senders' line; a send's item ([`ItemSlot`]), a reserve has none.
     Send(Option<Payload>),
@@ -725,11 +725,10 @@ impl<T> Queue<T> {
     async fn take_or_wait(&self) -> Result<T, RecvError> {
         let mut seen = None;
         if self.line_is_idle() {
-            let tail = self.items.tail_position();
-            match self.look() {
+            match self.look_seen() {
                 Ok(item) => return Ok(item),
-                Err(TryRecvError::Closed) => return Err(RecvError),
-                Err(TryRecvError::Empty) => seen = Some(tail),
+                Err((TryRecvError::Closed, _)) => return Err(RecvError),
+                Err((TryRecvError::Empty, tail)) => seen = Some(tail),
             }
         }
         let backoff = Backoff::new();
@@ -737,13 +736,16 @@ impl<T> Queue<T> {
             let granted = RawAcquire::new(InLine(self, Side::Receive(seen)), 1)
                 .await
                 .is_ok();
-            seen = Some(self.items.tail_position());
             match self.look_after_wait(granted) {
                 Ok(item) => return Ok(item),
-                Err(TryRecvError::Closed) => return Err(RecvError),
-                // Closed, and a reserve is between its count and its look at the bit.
-                Err(TryRecvError::Empty) if !granted => backoff.snooze(),
-                Err(TryRecvError::Empty) => {}
+                Err((TryRecvError::Closed, _)) => return Err(RecvError),
+                Err((TryRecvError::Empty, tail)) => {
+                    seen = Some(tail);
+                    // Closed, and a reserve is between its count and its look at the bit.
+                    if !granted {
+                        backoff.snooze();
+                    }
+                }
             }
         }
     }
@@ -865,11 +867,10 @@ impl<T> Queue<T> {
         loop {
             seen = None;
             if self.line_is_idle() {
-                let tail = self.items.tail_position();
-                match self.look() {
+                match self.look_seen() {
                     Ok(item) => return Ok(item),
-                    Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
-                    Err(TryRecvError::Empty) => seen = Some(tail),
+                    Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
+                    Err((TryRecvError::Empty, tail)) => seen = Some(tail),
                 }
             }
             if !(may_spin && spin.spin()) {
@@ -887,13 +888,16 @@ impl<T> Queue<T> {
             if let Err(AcquireTimeoutError::Timeout) = waited {
                 return Err(RecvTimeoutError::Timeout);
             }
-            seen = Some(self.items.tail_position());
             match self.look_after_wait(waited.is_ok()) {
                 Ok(item) => return Ok(item),
-                Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
-                // As in `take_or_wait`.
-                Err(TryRecvError::Empty) if waited.is_err() => backoff.snooze(),
-                Err(TryRecvError::Empty) => {}
+                Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
+                Err((TryRecvError::Empty, tail)) => {
+                    seen = Some(tail);
+                    // As in `take_or_wait`.
+                    if waited.is_err() {
+                        backoff.snooze();
+                    }
+                }
             }
         }
     }
@@ -916,8 +920,8 @@ impl<T> Queue<T> {
     /// After a wait in line (granted, or woken by a close): looks at the FIFO, then uses
     /// the grant if there was one.
     #[inline]
-    fn look_after_wait(&self, granted: bool) -> Result<T, TryRecvError> {
-        let got = self.look();
+    fn look_after_wait(&self, granted: bool) -> Result<T, (TryRecvError, u64)> {
+        let got = self.look_seen();
         if granted {
             self.rx.grant_used();
         }
@@ -929,7 +933,7 @@ impl<T> Queue<T> {
     /// granted if what the line waits for may be there and no grant covers it (module
     /// docs, "Lines").
     ///
-    /// A receiver counts an item pushed since `seen`, the tail read before its last look
+    /// A receiver counts an item pushed since `seen`, the tail its last look read before it
     /// found nothing (so a receiver whose grant was taken from it does not grant itself
     /// again and again); one that joined without looking (others were in line) counts any
     /// item inside. A sender counts the free places that outnumber the grants out (which
@@ -962,23 +966,36 @@ impl<T> Queue<T> {
     /// or `Closed` once closed and drained (module docs, "Close").
     #[inline]
     fn look(&self) -> Result<T, TryRecvError> {
-        if let Some(item) = self.items.pop() {
-            self.took();
-            return Ok(item);
-        }
+        self.look_seen().map_err(|(why, _)| why)
+    }
+
+    /// [`look`](Self::look), telling with the reason the tail position its first pop read
+    /// and found nothing at: the `seen` of a receive that then lines up (`Side::Receive`),
+    /// without a load of its own of the tail's line.
+    #[inline]
+    fn look_seen(&self) -> Result<T, (TryRecvError, u64)> {
+        let tail = match self.items.pop_or_tail() {
+            Ok(item) => {
+                self.took();
+                return Ok(item);
+            }
+            Err(tail) => tail,
+        };
         // Acquire (in `reservations`): pairs with `close` and the permits' claims, so the
         // look below sees every push made before the close, and every permit's push.
         let reservations = self.items.reservations();
         if reservations == Reservations::Open {
-            return Err(TryRecvError::Empty);
+            return Err((TryRecvError::Empty, tail));
         }
         match self.items.pop() {
             Some(item) => {
                 self.took();
                 Ok(item)
             }
-            None if reservations == Reservations::ClosedWithNone => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
+            None if reservations == Reservations::ClosedWithNone => {
+                Err((TryRecvError::Closed, tail))
+            }
+            None => Err((TryRecvError::Empty, tail)),
         }
     }
 
@@ -1133,28 +1150,26 @@ impl<T> Queue<T> {
                     let Poll::Ready(waited) = w.as_mut().poll(cx) else {
                         return Poll::Pending;
                     };
-                    let seen = Some(self.items.tail_position());
                     match self.look_after_wait(waited.is_ok()) {
                         Ok(item) => return Poll::Ready(Ok(item)),
-                        Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError)),
-                        Err(TryRecvError::Empty) => {
+                        Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
+                        Err((TryRecvError::Empty, tail)) => {
                             if waited.is_err() {
                                 // As in `take_or_wait`: a reserve is about to give up.
                                 backoff.snooze();
                             }
                             // Line up again, reusing the allocation.
-                            w.set(RawAcquire::new(join(seen), 1));
+                            w.set(RawAcquire::new(join(Some(tail)), 1));
                         }
                     }
                 }
                 _ => {
                     let mut seen = None;
                     if self.line_is_idle() {
-                        let tail = self.items.tail_position();
-                        match self.look() {
+                        match self.look_seen() {
                             Ok(item) => return Poll::Ready(Ok(item)),
-                            Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError)),
-                            Err(TryRecvError::Empty) => seen = Some(tail),
+                            Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
+                            Err((TryRecvError::Empty, tail)) => seen = Some(tail),
                         }
                     }
                     match wait {

@@ -787,7 +787,15 @@ impl<T> SegQueue<T> {
     /// Never fails spuriously: `None` means that the item of every push that happens
     /// before this call had been claimed by some pop by the time the call read the tail.
     /// It may wait for a pusher that has claimed the front slot but not yet written it.
+    #[inline]
     pub fn pop(&self) -> Option<T> {
+        self.pop_or_tail().ok()
+    }
+
+    /// [`pop`](Self::pop), telling on `Err` the tail position it read and found the queue
+    /// empty at (read before the call decided "empty": a push claimed later moves the tail
+    /// past it). Saves a caller that needs that position a load of the tail's line.
+    pub fn pop_or_tail(&self) -> Result<T, u64> {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store that moves the head onto a new segment,
         // so the segment loaded next is at least the one of this position's lap, and its
@@ -812,7 +820,7 @@ impl<T> SegQueue<T> {
                 let tail = self.tail.index.load(Relaxed);
                 if position(head) == position(tail) {
                     self.collect_set_aside();
-                    return None;
+                    return Err(position(tail));
                 }
                 if lap(head) != lap(tail) {
                     new_head |= MARK;
@@ -852,7 +860,7 @@ impl<T> SegQueue<T> {
                     }
                     // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
                     // claimed position's lap.
-                    return Some(unsafe { self.read(seg, offset) });
+                    return Ok(unsafe { self.read(seg, offset) });
                 }
                 Err(current) => {
                     head = current;
