@@ -981,9 +981,11 @@ impl<T> Queue<T> {
             }
             Err(tail) => tail,
         };
-        // Acquire (in `reservations`): pairs with `close` and the permits' claims, so the
-        // look below sees every push made before the close, and every permit's push.
-        let reservations = self.items.reservations();
+        // Acquire (the pop's load of the tail): pairs with `close` and the permits'
+        // claims, so the look below sees every push made before the close, and every
+        // permit's push.
+        let reservations = tail.reservations();
+        let tail = tail.position();
         if reservations == Reservations::Open {
             return Err((TryRecvError::Empty, tail));
         }

@@ -317,6 +317,28 @@ pub(crate) enum Refused<T> {
     Closed(T),
 }
 
+/// A tail word as a pop that found the queue empty read it ([`SegQueue::pop_or_tail`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tail(u64);
+
+impl Tail {
+    /// The tail's position (as [`SegQueue::tail_position`]).
+    #[inline]
+    pub(crate) fn position(self) -> u64 {
+        position(self.0)
+    }
+
+    /// Whether the queue was closed, and if so whether reservations were still out.
+    #[inline]
+    pub(crate) fn reservations(self) -> Reservations {
+        match (self.0 & CLOSED != 0, reserved(self.0)) {
+            (false, _) => Reservations::Open,
+            (true, 0) => Reservations::ClosedWithNone,
+            (true, _) => Reservations::ClosedWithSome,
+        }
+    }
+}
+
 /// Where a closed queue's reservations stand, read in one word with the closed bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reservations {
@@ -601,17 +623,13 @@ impl<T> SegQueue<T> {
         reserved(self.tail.index.fetch_or(CLOSED, AcqRel)) == 0
     }
 
-    /// Whether the queue is closed, and if so whether reservations are still out.
-    #[inline]
+    /// Whether the queue is closed, and if so whether reservations are still out (the
+    /// queue layer reads it from its pop's [`Tail`]).
+    #[cfg(test)]
     pub(crate) fn reservations(&self) -> Reservations {
         // Acquire: pairs with `close`, and with the claims of reserved pushes (their
         // release sequence), so that a pop after this sees every push they made.
-        let tail = self.tail.index.load(Acquire);
-        match (tail & CLOSED != 0, reserved(tail)) {
-            (false, _) => Reservations::Open,
-            (true, 0) => Reservations::ClosedWithNone,
-            (true, _) => Reservations::ClosedWithSome,
-        }
+        Tail(self.tail.index.load(Acquire)).reservations()
     }
 
     /// How many more items and reservations fit under `bound` now (a snapshot).
@@ -792,10 +810,11 @@ impl<T> SegQueue<T> {
         self.pop_or_tail().ok()
     }
 
-    /// [`pop`](Self::pop), telling on `Err` the tail position it read and found the queue
+    /// [`pop`](Self::pop), telling on `Err` the tail word it read and found the queue
     /// empty at (read before the call decided "empty": a push claimed later moves the tail
-    /// past it). Saves a caller that needs that position a load of the tail's line.
-    pub fn pop_or_tail(&self) -> Result<T, u64> {
+    /// past it), read with `Acquire` as [`reservations`](Self::reservations) reads it.
+    /// Saves a caller that needs its position or reservations a load of the tail's line.
+    pub(crate) fn pop_or_tail(&self) -> Result<T, Tail> {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store that moves the head onto a new segment,
         // so the segment loaded next is at least the one of this position's lap, and its
@@ -815,12 +834,13 @@ impl<T> SegQueue<T> {
 
             let mut new_head = head.wrapping_add(ONE);
             if head & MARK == 0 {
-                // Relaxed: only compared. The slot's contents are acquired through WRITE,
+                // Acquire: only for a caller's `Tail::reservations` when the queue is empty
+                // (as in `reservations`). The slot's contents are acquired through WRITE,
                 // and a push that happens before this pop is seen by coherence.
-                let tail = self.tail.index.load(Relaxed);
+                let tail = self.tail.index.load(Acquire);
                 if position(head) == position(tail) {
                     self.collect_set_aside();
-                    return Err(position(tail));
+                    return Err(Tail(tail));
                 }
                 if lap(head) != lap(tail) {
                     new_head |= MARK;
