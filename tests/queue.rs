@@ -1784,3 +1784,63 @@ fn poll_once_then_drop_in_a_loop_loses_nothing() {
     assert_eq!(q.try_recv().unwrap().id, 0);
     assert!(q.is_empty());
 }
+
+/// Counts the polls of `fut` that return `Pending`.
+async fn count_pending<F: Future>(fut: F, pending: &std::cell::Cell<usize>) -> F::Output {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        let p = fut.as_mut().poll(cx);
+        if p.is_pending() {
+            pending.set(pending.get() + 1);
+        }
+        p
+    })
+    .await
+}
+
+/// A `bounded(1)` hand-off between two tasks on one thread: the receive that takes the
+/// item moves the waiting send's next item in, so each side waits about once every two
+/// messages, not once a message (it was once a message before the move-in).
+#[test]
+fn a_bounded_one_hand_off_waits_once_every_two_messages() {
+    use futures::task::LocalSpawnExt;
+    use std::cell::Cell;
+    use std::rc::Rc;
+    const N: usize = 1000;
+    let q = Rc::new(Queue::bounded(1));
+    let (sends, recvs) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let mut pool = futures::executor::LocalPool::new();
+    let spawner = pool.spawner();
+    let (tq, tp) = (q.clone(), sends.clone());
+    spawner
+        .spawn_local(async move {
+            for i in 0..N {
+                count_pending(tq.send(i), &tp).await.unwrap();
+            }
+        })
+        .unwrap();
+    let (rq, rp) = (q.clone(), recvs.clone());
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    spawner
+        .spawn_local(async move {
+            for i in 0..N {
+                assert_eq!(count_pending(rq.recv(), &rp).await, Ok(i));
+                g.set(g.get() + 1);
+            }
+        })
+        .unwrap();
+    pool.run();
+    assert_eq!(got.get(), N);
+    assert!(
+        sends.get() <= N / 2 + 2,
+        "sends waited {} times",
+        sends.get()
+    );
+    assert!(
+        recvs.get() <= N / 2 + 2,
+        "receives waited {} times",
+        recvs.get()
+    );
+    assert!(q.is_empty());
+}

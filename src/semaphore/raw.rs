@@ -86,6 +86,15 @@ enum Enqueued {
     Queued,
 }
 
+/// Whose node a grant of the head completed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// The granting waiter's own (no wake: it is running).
+    Mine,
+    /// Another waiter's (woken).
+    Other,
+}
+
 /// What a waiter does right after its node joined the queue, still under the waiter lock:
 /// the queue layer looks at its FIFO once more (see `Queue`'s module docs, "Lines"). A
 /// plain semaphore does nothing (`()`).
@@ -424,22 +433,19 @@ impl RawSemaphore {
         if !join.look() {
             return Enqueued::Queued;
         }
-        let mut mine = false;
         let mut served = false;
         let granted = self.grant_head_locked(
             list,
             Some(waiter),
-            &mut mine,
             |payload| served = join.serve(payload),
             || join.not_granted(),
         );
         if served {
             join.served();
         }
-        if granted && mine {
-            Enqueued::Granted
-        } else {
-            Enqueued::Queued
+        match granted {
+            Some(Head::Mine) => Enqueued::Granted,
+            Some(Head::Other) | None => Enqueued::Queued,
         }
     }
 
@@ -556,33 +562,33 @@ impl RawSemaphore {
     /// head brings an item ([`Waiter::carrying`]), `serve` gets it first, under the lock.
     #[cold]
     pub(crate) fn grant_head_else(&self, serve: impl FnOnce(Payload), none: impl FnOnce()) -> bool {
-        let mut mine = false;
-        self.grant_head_locked(self.waiters.lock(), None, &mut mine, serve, none)
+        self.grant_head_locked(self.waiters.lock(), None, serve, none)
+            .is_some()
     }
 
-    /// [`grant_head_else`](Self::grant_head_else) with the lock held. `me` is the caller's
-    /// own node, if the caller is a waiter granting from its look on joining: if it is the
-    /// head, it is completed without a wake (`mine` is set). A waker woken while its task
+    /// [`grant_head_else`](Self::grant_head_else) with the lock held; says whose node it
+    /// granted (`None`: nobody's). `me` is the caller's own node, if the caller is a
+    /// waiter granting from its look on joining: if it is the head, it is completed
+    /// without a wake ([`Head::Mine`]). A waker woken while its task
     /// runs reschedules that task as if it had yielded, which on a work-stealing executor
     /// hands it to another worker. Ends with the lock dropped and every wake fired.
     fn grant_head_locked(
         &self,
         mut list: MutexGuard<'_, WaitList>,
         me: Option<&Waiter>,
-        mine: &mut bool,
         serve: impl FnOnce(Payload),
         none: impl FnOnce(),
-    ) -> bool {
+    ) -> Option<Head> {
         let mut wakes = WakeList::new();
         // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
         // waiter as `CLOSED` under it; a grant after `C` would act after the close.
         if self.state.load(Relaxed) & CLOSED_BIT != 0 {
             none();
-            return false;
+            return None;
         }
         let Some(head) = list.front() else {
             none();
-            return false;
+            return None;
         };
         // SAFETY: lock held (`list`), and the head is linked in it.
         #[allow(unsafe_code)]
@@ -592,8 +598,12 @@ impl RawSemaphore {
         }
         // The caller's own node: completed below with no notify to fire. Its waker (or
         // thread handle) is dropped after the lock, as every notify is woken.
-        *mine = me.is_some_and(|me| core::ptr::eq(me, head));
-        let own_notify = if *mine {
+        let whose = if me.is_some_and(|me| core::ptr::eq(me, head)) {
+            Head::Mine
+        } else {
+            Head::Other
+        };
+        let own_notify = if whose == Head::Mine {
             // SAFETY: as above.
             #[allow(unsafe_code)]
             unsafe {
@@ -608,7 +618,7 @@ impl RawSemaphore {
         // layer never fills).
         self.assign_all(list, &mut wakes);
         drop(own_notify);
-        true
+        Some(whose)
     }
 
     /// Acquires `n` permits, parking the thread (after a short spin) until they are given,
