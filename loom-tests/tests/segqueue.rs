@@ -2,7 +2,8 @@
 //! boundary, the retirement of a segment racing a slow popper (the segment is set aside
 //! and recycled later) while a pusher takes segments from the pool, freeing past a full
 //! pool, a stream that reuses segments, a retirement before a slow pusher's WRITE, two poppers and `len` across
-//! the head's move to the next segment, and `len` under concurrent change. Under loom a segment has 2 slots, so three items already cross a
+//! the head's move to the next segment, `len` under concurrent change, and poppers that
+//! share the tail a pop last read. Under loom a segment has 2 slots, so three items already cross a
 //! boundary.
 //!
 //! Every model checks that each item is received exactly once, in each producer's order,
@@ -408,5 +409,50 @@ fn len_under_concurrent_change() {
         assert_eq!(q.len(), 1);
         assert_eq!(q.pop(), Some(2));
         assert!(q.is_empty());
+    });
+}
+
+/// 9. Pops on a remembered tail: two poppers share the tail a pop last read (`head.seen`)
+///    while they take the two items of a full first segment, and pop once more than there
+///    are items. A popper claims a slot without reading the tail only while the head is
+///    behind that remembered tail, and decides "empty" only on the tail itself: one that
+///    trusted a remembered tail equal to the head would find the queue empty with items
+///    in it (planted, this fails at once). Pops racing pushes on the remembered tail are
+///    in models 1, 4 and 8.
+#[test]
+fn pops_on_a_remembered_tail() {
+    model("pops_on_a_remembered_tail", || {
+        let drops = Drops::new(3);
+        let q = Arc::new(SegQueue::new());
+        q.push(item(&drops, 0));
+        q.push(item(&drops, 1));
+
+        let other = {
+            let q = q.clone();
+            thread::spawn(move || q.pop().map(|item| item.id))
+        };
+        let mine: Vec<usize> = [q.pop(), q.pop()]
+            .into_iter()
+            .flatten()
+            .map(|item| item.id)
+            .collect();
+        assert!(
+            mine.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {mine:?}"
+        );
+        let theirs = other.join().unwrap();
+        assert_eq!(
+            mine.len() + usize::from(theirs.is_some()),
+            2,
+            "one pop finds nothing"
+        );
+
+        q.push(item(&drops, 2));
+        let mut got = mine;
+        got.extend(theirs);
+        got.extend(drain(&q));
+        assert_all_once(got, 3);
+        drop(q);
+        drops.assert_each_once();
     });
 }

@@ -64,9 +64,11 @@
 //! pool, else the allocator) before its claim, so right after winning it publishes it:
 //! `tail.segment`, then `tail.index` to the next lap, then the old segment's `next`.
 //!
-//! **Pop.** Load `head.index`, then `head.segment`. Unless MARK is set, load `tail.index`:
-//! equal positions mean the queue is empty. Claim the slot at the head by a compare-and-swap
-//! of `head.index`, setting MARK if the tail is already in a later lap. The winner of the
+//! **Pop.** Load `head.index`, then `head.segment`. Unless MARK is set, find a tail ahead
+//! of the head: the one a pop last read (`head.seen`) if it is ahead, else `tail.index`
+//! itself (remembered in `head.seen`), where equal positions mean the queue is empty.
+//! Claim the slot at the head by a compare-and-swap of `head.index`, setting MARK if that
+//! tail is already in a later lap. The winner of the
 //! last slot waits for `next`, then moves `head.segment` and `head.index` onto it. The popper
 //! then waits for WRITE (the pusher may have claimed the slot but not written it yet), moves
 //! the value out, and stores READ. So each side costs one read-modify-write, its claim on
@@ -443,11 +445,17 @@ struct Position<T> {
     /// The segment of the index's lap (or, briefly, the next one, while the index is between
     /// segments).
     segment: AtomicPtr<Segment<T>>,
-    /// Tail only: a head index word that a bounded push or a reserve read, never ahead of
-    /// the head. Counting items from it over-counts, so when it shows room there is room,
-    /// and a stream of bounded pushes reads the head (a line every pop writes) only when
-    /// this shows none: about once per `bound - len` pushes, not once per push.
-    head_seen: AtomicU64,
+    /// The other side's index word as this side last read it: never ahead of it, since
+    /// indexes only move on, so it is a safe underestimate of how far the other side is.
+    /// On the tail, a head that a bounded push or a reserve read: counting items from it
+    /// over-counts, so when it shows room there is room, and a stream of bounded pushes
+    /// reads the head (a line every pop writes) only when this shows none, about once per
+    /// `bound - len` pushes. On the head, a tail that a pop read: while the head is behind
+    /// it, the slot at the head has been claimed by a pusher, so a stream of pops reads
+    /// the tail (a line every push writes) once per run of items it finds there, not once
+    /// per pop. Like every index word it is compared with positions less than half a wrap
+    /// away (module docs, "Index words").
+    seen: AtomicU64,
 }
 
 impl<T> Position<T> {
@@ -455,7 +463,7 @@ impl<T> Position<T> {
         CachePadded::new(Self {
             index: AtomicU64::new(0),
             segment: AtomicPtr::new(segment),
-            head_seen: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
         })
     }
 }
@@ -647,18 +655,18 @@ impl<T> SegQueue<T> {
     }
 
     /// A head index word to count the items before `tail` against `bound`: the one last
-    /// seen (`head_seen`) if it shows room, else the head itself, remembered.
+    /// seen (`tail.seen`) if it shows room, else the head itself, remembered.
     #[inline]
     fn head_for(&self, tail: u64, bound: u64) -> u64 {
         // Relaxed: a hint; it is never ahead of the head (heads only move on, and only
         // heads read from the head are stored), which is all a count needs.
-        let seen = self.tail.head_seen.load(Relaxed);
+        let seen = self.tail.seen.load(Relaxed);
         match items_between(seen, tail) {
             Some(items) if items + reserved(tail) < bound => seen,
             _ => {
                 // Relaxed: a count; a stale head only sees less room.
                 let head = self.head.index.load(Relaxed);
-                self.tail.head_seen.store(head, Relaxed);
+                self.tail.seen.store(head, Relaxed);
                 head
             }
         }
@@ -834,10 +842,7 @@ impl<T> SegQueue<T> {
 
             let mut new_head = head.wrapping_add(ONE);
             if head & MARK == 0 {
-                // Acquire: only for a caller's `Tail::reservations` when the queue is empty
-                // (as in `reservations`). The slot's contents are acquired through WRITE,
-                // and a push that happens before this pop is seen by coherence.
-                let tail = self.tail.index.load(Acquire);
+                let tail = self.tail_ahead_of(head);
                 if position(head) == position(tail) {
                     self.collect_set_aside();
                     return Err(Tail(tail));
@@ -889,6 +894,28 @@ impl<T> SegQueue<T> {
                 }
             }
         }
+    }
+
+    /// A tail index word for a pop at `head` (without MARK) to decide on: `head.seen` if
+    /// it is ahead of `head` (then the slot at `head` was claimed by a pusher, and the
+    /// tail's lap is at least that one's), else the tail itself, remembered there.
+    #[inline]
+    fn tail_ahead_of(&self, head: u64) -> u64 {
+        // Relaxed: a hint, never ahead of the tail (tails only move on, and only tails read
+        // from the tail are stored). It decides only that the slot at the head has a
+        // pusher, whose value the popper acquires through WRITE; "empty" and the
+        // reservations are always decided on the tail itself, below.
+        let seen = self.head.seen.load(Relaxed);
+        if let Some(1..) = items_between(head, seen) {
+            return seen;
+        }
+        // Acquire: only for a caller's `Tail::reservations` when the queue is empty (as in
+        // `reservations`). The slot's contents are acquired through WRITE, and a push that
+        // happens before this pop is seen by coherence.
+        let tail = self.tail.index.load(Acquire);
+        // Relaxed: as for the load.
+        self.head.seen.store(tail, Relaxed);
+        tail
     }
 
     /// How many items the queue holds: exact when no push or pop runs at the same time.
