@@ -28,6 +28,7 @@
 //! ```
 
 use core::fmt;
+use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -161,10 +162,13 @@ handle_common!(Receiver);
 impl<T> Sender<T> {
     /// Sends `item`, waiting while the channel is full. Cancel-safe as [`Queue::send`].
     ///
+    /// It returns the queue's own future, not one wrapped around it: a layer of future
+    /// costs each message a few nanoseconds.
+    ///
     /// # Errors
     /// [`SendError`] with the item if the channel is or becomes closed.
-    pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        self.chan.queue.send(item).await
+    pub fn send(&self, item: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
+        self.chan.queue.send(item)
     }
 
     /// Sends `item` if a place is free now.
@@ -358,10 +362,12 @@ impl<T> Receiver<T> {
     /// Receives the oldest item, waiting while the channel is empty. Cancel-safe as
     /// [`Queue::recv`].
     ///
+    /// It returns the queue's own future, as [`Sender::send`] does.
+    ///
     /// # Errors
     /// [`RecvError`] once the channel is closed and drained.
-    pub async fn recv(&self) -> Result<T, RecvError> {
-        self.chan.queue.recv().await
+    pub fn recv(&self) -> impl Future<Output = Result<T, RecvError>> + '_ {
+        self.chan.queue.recv()
     }
 
     /// Receives the oldest item if there is one now.

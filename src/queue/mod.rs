@@ -524,10 +524,21 @@ impl<T> Queue<T> {
     #[doc(alias = "put")]
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
         if self.has_places() {
+            // The first try runs here, in this future's own first poll, with the item in
+            // hand: no slot and no inner future unless the send is to wait.
+            let item = if self.tx.is_idle(|| self.room()) {
+                match self.push_item(item) {
+                    Ok(()) => return Ok(()),
+                    Err(Refused::Closed(item)) => return Err(SendError(item)),
+                    Err(Refused::Full(item)) => item,
+                }
+            } else {
+                item
+            };
             let slot = ItemSlot::new(item);
-            // SAFETY: `place_or_wait` runs an attempt only while its wait is not in line.
+            // SAFETY: `wait_for_place` runs an attempt only while its wait is not in line.
             #[allow(unsafe_code)]
-            let sent = self.place_or_wait(Some(&slot), || unsafe {
+            let sent = self.wait_for_place(Some(&slot), || unsafe {
                 slot.with(|item| self.try_push(item))
             });
             return match sent.await {
@@ -549,11 +560,8 @@ impl<T> Queue<T> {
         let Some(value) = item.take() else {
             return Ok(());
         };
-        match self.items.push_within(value, self.places) {
-            Ok(()) => {
-                self.wake_receivers();
-                Ok(())
-            }
+        match self.push_item(value) {
+            Ok(()) => Ok(()),
             Err(Refused::Full(value)) => {
                 *item = Some(value);
                 Err(Refused::Full(()))
@@ -565,22 +573,53 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Pushes `value` if a place is free (a queue with places), and wakes a waiting
+    /// receiver; else hands it back.
+    #[inline]
+    fn push_item(&self, value: T) -> Result<(), Refused<T>> {
+        self.items.push_within(value, self.places)?;
+        self.wake_receivers();
+        Ok(())
+    }
+
     /// Takes a place (`attempt` pushes into it or reserves it), waiting in the senders'
-    /// line while there is none. For a queue with places. A send's wait brings its `slot`,
-    /// from which whoever frees a place may move the item in (its attempt then finds the
-    /// slot empty). `attempt` runs only while the wait is not in line.
+    /// line while there is none. For a queue with places.
     async fn place_or_wait<R>(
+        &self,
+        mut attempt: impl FnMut() -> Result<R, Refused<()>>,
+    ) -> Result<R, Closed> {
+        if let Some(done) = self.place_now(&mut attempt) {
+            return done;
+        }
+        self.wait_for_place(None, attempt).await
+    }
+
+    /// A newcomer's try at a place (a queue with places): `None` if it is to wait in the
+    /// senders' line, because others wait there or no place is free.
+    #[inline]
+    fn place_now<R>(
+        &self,
+        attempt: impl FnOnce() -> Result<R, Refused<()>>,
+    ) -> Option<Result<R, Closed>> {
+        if !self.tx.is_idle(|| self.room()) {
+            return None;
+        }
+        match attempt() {
+            Ok(r) => Some(Ok(r)),
+            Err(Refused::Closed(())) => Some(Err(Closed)),
+            Err(Refused::Full(())) => None,
+        }
+    }
+
+    /// [`place_or_wait`](Self::place_or_wait) after its first try: waits in the senders'
+    /// line, then tries. A send's wait brings its `slot`, from which whoever frees a place
+    /// may move the item in (its attempt then finds the slot empty). `attempt` runs only
+    /// while the wait is not in line.
+    async fn wait_for_place<R>(
         &self,
         slot: Option<&ItemSlot<T>>,
         mut attempt: impl FnMut() -> Result<R, Refused<()>>,
     ) -> Result<R, Closed> {
-        if self.tx.is_idle(|| self.room()) {
-            match attempt() {
-                Ok(r) => return Ok(r),
-                Err(Refused::Closed(())) => return Err(Closed),
-                Err(Refused::Full(())) => {}
-            }
-        }
         loop {
             RawAcquire::new(InLine(self, Side::Send(slot.map(Payload::new))), 1).await?;
             let got = attempt();
@@ -606,12 +645,10 @@ impl<T> Queue<T> {
         let spin = Spin::new();
         let may_spin = time_left(deadline);
         loop {
-            if self.tx.is_idle(|| self.room()) {
-                match attempt() {
-                    Ok(r) => return Ok(r),
-                    Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
-                    Err(Refused::Full(())) => {}
-                }
+            match self.place_now(&mut attempt) {
+                Some(Ok(r)) => return Ok(r),
+                Some(Err(Closed)) => return Err(AcquireTimeoutError::Closed),
+                None => {}
             }
             if !(may_spin && spin.spin()) {
                 break;
@@ -631,7 +668,7 @@ impl<T> Queue<T> {
             match got {
                 Ok(r) => return Ok(r),
                 Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
-                // As in `place_or_wait`.
+                // As in `wait_for_place`.
                 Err(Refused::Full(())) => {}
             }
         }
@@ -713,24 +750,30 @@ impl<T> Queue<T> {
     /// [`RecvError`] once the queue is closed and drained.
     #[doc(alias = "get")]
     pub async fn recv(&self) -> Result<T, RecvError> {
-        let offer = self.is_rendezvous().then(|| Offer::new(self));
-        let got = self.take_or_wait().await;
+        // The first look runs here, in this future's own first poll: no inner future
+        // unless the receive is to wait.
+        if !self.is_rendezvous() {
+            return match self.take_now() {
+                Ok(item) => Ok(item),
+                Err((TryRecvError::Closed, _)) => Err(RecvError),
+                Err((TryRecvError::Empty, seen)) => self.wait_to_take(seen).await,
+            };
+        }
+        let offer = Offer::new(self);
+        let got = match self.take_now() {
+            Ok(item) => Ok(item),
+            Err((TryRecvError::Closed, _)) => Err(RecvError),
+            Err((TryRecvError::Empty, seen)) => self.wait_to_take(seen).await,
+        };
         if got.is_ok() {
-            Offer::spent(offer);
+            Offer::spent(Some(offer));
         }
         got
     }
 
-    /// Takes the oldest item, waiting in the receivers' line while there is none.
-    async fn take_or_wait(&self) -> Result<T, RecvError> {
-        let mut seen = None;
-        if self.line_is_idle() {
-            match self.look_seen() {
-                Ok(item) => return Ok(item),
-                Err((TryRecvError::Closed, _)) => return Err(RecvError),
-                Err((TryRecvError::Empty, tail)) => seen = Some(tail),
-            }
-        }
+    /// Takes the oldest item, waiting in the receivers' line while there is none, after a
+    /// first look that found nothing at tail position `seen` (`None`: it did not look).
+    async fn wait_to_take(&self, mut seen: Option<u64>) -> Result<T, RecvError> {
         let backoff = Backoff::new();
         loop {
             let granted = RawAcquire::new(InLine(self, Side::Receive(seen)), 1)
@@ -865,13 +908,10 @@ impl<T> Queue<T> {
         let spin = Spin::new();
         let may_spin = time_left(deadline);
         loop {
-            seen = None;
-            if self.line_is_idle() {
-                match self.look_seen() {
-                    Ok(item) => return Ok(item),
-                    Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
-                    Err((TryRecvError::Empty, tail)) => seen = Some(tail),
-                }
+            match self.take_now() {
+                Ok(item) => return Ok(item),
+                Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
+                Err((TryRecvError::Empty, tail)) => seen = tail,
             }
             if !(may_spin && spin.spin()) {
                 break;
@@ -893,7 +933,7 @@ impl<T> Queue<T> {
                 Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
                 Err((TryRecvError::Empty, tail)) => {
                     seen = Some(tail);
-                    // As in `take_or_wait`.
+                    // As in `wait_to_take`.
                     if waited.is_err() {
                         backoff.snooze();
                     }
@@ -953,6 +993,17 @@ impl<T> Queue<T> {
             self.line(side).count_grant();
         }
         grant
+    }
+
+    /// A newcomer's look at the FIFO, [`look_seen`](Self::look_seen) only while nobody is
+    /// in the receivers' line (and no grant covers the items): `Empty` without a tail
+    /// position if it did not look (the `seen` of [`Side::Receive`]).
+    #[inline]
+    fn take_now(&self) -> Result<T, (TryRecvError, Option<u64>)> {
+        if !self.line_is_idle() {
+            return Err((TryRecvError::Empty, None));
+        }
+        self.look_seen().map_err(|(why, tail)| (why, Some(tail)))
     }
 
     /// Whether a fresh receive may pop: nobody waits in line, and the items inside are
@@ -1157,7 +1208,7 @@ impl<T> Queue<T> {
                         Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
                         Err((TryRecvError::Empty, tail)) => {
                             if waited.is_err() {
-                                // As in `take_or_wait`: a reserve is about to give up.
+                                // As in `wait_to_take`: a reserve is about to give up.
                                 backoff.snooze();
                             }
                             // Line up again, reusing the allocation.

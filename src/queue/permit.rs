@@ -66,7 +66,7 @@ impl<T> Queue<T> {
     /// ```
     pub async fn reserve(&self) -> Result<SendPermit<'_, T>, Closed> {
         if self.has_places() {
-            self.place_or_wait(None, || self.items.reserve(self.places as u64))
+            self.place_or_wait(|| self.items.reserve(self.places as u64))
                 .await?;
             return Ok(SendPermit { queue: self });
         }
