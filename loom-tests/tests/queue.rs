@@ -16,7 +16,8 @@
 
 #![cfg(loom)]
 
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 
 use loom::future::block_on;
 use loom::sync::Arc;
@@ -56,6 +57,17 @@ fn assert_quiet(q: &Queue<usize>) {
         TryRecvError::Empty
     };
     assert_eq!(q.try_recv(), Err(expect));
+}
+
+/// Fills `q` (one place) with item 0 and returns a `send` of item 1, polled once: it waits
+/// in the senders' line, its item in the future.
+fn send_waiting_behind_item_0(
+    q: &Queue<usize>,
+) -> Pin<Box<impl Future<Output = Result<(), SendError<usize>>> + '_>> {
+    q.try_send(0).unwrap();
+    let mut fut = Box::pin(q.send(1));
+    assert!(poll_once(fut.as_mut()).is_pending());
+    fut
 }
 
 /// The outcome of a send that may race a close: `Some(item)` if it was sent, `None` if it
@@ -393,9 +405,7 @@ fn close_vs_in_flight_send_queued_receiver() {
 fn cancelled_granted_send_vs_close() {
     model("cancelled_granted_send_vs_close", || {
         let q = Arc::new(Queue::bounded(1));
-        q.try_send(0).unwrap();
-        let mut fut = Box::pin(q.send(1));
-        assert!(poll_once(fut.as_mut()).is_pending());
+        let fut = send_waiting_behind_item_0(&q);
 
         let receiver = {
             let q = q.clone();
@@ -515,9 +525,7 @@ fn two_pops_vs_two_senders_lining_up() {
 fn moved_in_send_vs_cancelled_send() {
     model("moved_in_send_vs_cancelled_send", || {
         let q = Arc::new(Queue::bounded(1));
-        q.try_send(0).unwrap();
-        let mut fut = Box::pin(q.send(1));
-        assert!(poll_once(fut.as_mut()).is_pending());
+        let fut = send_waiting_behind_item_0(&q);
         let receiver = {
             let q = q.clone();
             thread::spawn(move || {

@@ -526,14 +526,10 @@ impl<T> Queue<T> {
         if self.has_places() {
             // The first try runs here, in this future's own first poll, with the item in
             // hand: no slot and no inner future unless the send is to wait.
-            let item = if self.tx.is_idle(|| self.room()) {
-                match self.push_item(item) {
-                    Ok(()) => return Ok(()),
-                    Err(Refused::Closed(item)) => return Err(SendError(item)),
-                    Err(Refused::Full(item)) => item,
-                }
-            } else {
-                item
+            let item = match self.place_now(item, |item| self.push_item(item)) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed(item)) => return Err(SendError(item)),
+                Err(Refused::Full(item)) => item,
             };
             let slot = ItemSlot::new(item);
             // SAFETY: `wait_for_place` runs an attempt only while its wait is not in line.
@@ -588,27 +584,26 @@ impl<T> Queue<T> {
         &self,
         mut attempt: impl FnMut() -> Result<R, Refused<()>>,
     ) -> Result<R, Closed> {
-        if let Some(done) = self.place_now(&mut attempt) {
-            return done;
+        match self.place_now((), |()| attempt()) {
+            Ok(r) => Ok(r),
+            Err(Refused::Closed(())) => Err(Closed),
+            Err(Refused::Full(())) => self.wait_for_place(None, attempt).await,
         }
-        self.wait_for_place(None, attempt).await
     }
 
-    /// A newcomer's try at a place (a queue with places): `None` if it is to wait in the
-    /// senders' line, because others wait there or no place is free.
+    /// A newcomer's try at a place (a queue with places), `attempt` with what it brings
+    /// (`item`): `Full`, with the item back, if it is to wait in the senders' line because
+    /// others wait there or no place is free.
     #[inline]
-    fn place_now<R>(
+    fn place_now<R, X>(
         &self,
-        attempt: impl FnOnce() -> Result<R, Refused<()>>,
-    ) -> Option<Result<R, Closed>> {
+        item: X,
+        attempt: impl FnOnce(X) -> Result<R, Refused<X>>,
+    ) -> Result<R, Refused<X>> {
         if !self.tx.is_idle(|| self.room()) {
-            return None;
+            return Err(Refused::Full(item));
         }
-        match attempt() {
-            Ok(r) => Some(Ok(r)),
-            Err(Refused::Closed(())) => Some(Err(Closed)),
-            Err(Refused::Full(())) => None,
-        }
+        attempt(item)
     }
 
     /// [`place_or_wait`](Self::place_or_wait) after its first try: waits in the senders'
@@ -645,10 +640,10 @@ impl<T> Queue<T> {
         let spin = Spin::new();
         let may_spin = time_left(deadline);
         loop {
-            match self.place_now(&mut attempt) {
-                Some(Ok(r)) => return Ok(r),
-                Some(Err(Closed)) => return Err(AcquireTimeoutError::Closed),
-                None => {}
+            match self.place_now((), |()| attempt()) {
+                Ok(r) => return Ok(r),
+                Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
+                Err(Refused::Full(())) => {}
             }
             if !(may_spin && spin.spin()) {
                 break;
@@ -674,19 +669,16 @@ impl<T> Queue<T> {
         }
     }
 
-    /// A newcomer's try at a place (a queue with places): refused as `Full` while others
-    /// wait in the senders' line.
-    pub(crate) fn try_place<R>(
+    /// A try that never waits ([`place_now`](Self::place_now)): refused as `Full` while
+    /// others wait in the senders' line, or as `Closed` once the queue is closed.
+    pub(crate) fn try_place<R, X>(
         &self,
-        attempt: impl FnOnce() -> Result<R, Refused<()>>,
-    ) -> Result<R, Refused<()>> {
-        if self.tx.is_idle(|| self.room()) {
-            return attempt();
-        }
-        if self.items.is_closed() {
-            Err(Refused::Closed(()))
-        } else {
-            Err(Refused::Full(()))
+        item: X,
+        attempt: impl FnOnce(X) -> Result<R, Refused<X>>,
+    ) -> Result<R, Refused<X>> {
+        match self.place_now(item, attempt) {
+            Err(Refused::Full(item)) if self.items.is_closed() => Err(Refused::Closed(item)),
+            done => done,
         }
     }
 
@@ -697,11 +689,10 @@ impl<T> Queue<T> {
     #[doc(alias = "put_nowait")]
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
         if self.has_places() {
-            let mut item = Some(item);
-            return match self.try_place(|| self.try_push(&mut item)) {
+            return match self.try_place(item, |item| self.push_item(item)) {
                 Ok(()) => Ok(()),
-                Err(Refused::Full(())) => Err(TrySendError::Full(item.take().expect("back"))),
-                Err(Refused::Closed(())) => Err(TrySendError::Closed(item.take().expect("back"))),
+                Err(Refused::Full(item)) => Err(TrySendError::Full(item)),
+                Err(Refused::Closed(item)) => Err(TrySendError::Closed(item)),
             };
         }
         if self.is_rendezvous() {
@@ -751,7 +742,10 @@ impl<T> Queue<T> {
     #[doc(alias = "get")]
     pub async fn recv(&self) -> Result<T, RecvError> {
         // The first look runs here, in this future's own first poll: no inner future
-        // unless the receive is to wait.
+        // unless the receive is to wait. The match is written out twice so that a queue
+        // with places keeps no `Offer` (a value with a `Drop`) live across it: merged,
+        // C1's send and receive pair took 1 ns more (23.5 against 22.5 ns in a
+        // single-thread harness).
         if !self.is_rendezvous() {
             return match self.take_now() {
                 Ok(item) => Ok(item),

@@ -82,7 +82,7 @@ impl<T> Queue<T> {
     /// [`TrySendError::Full`] or [`TrySendError::Closed`] (carrying `()`).
     pub fn try_reserve(&self) -> Result<SendPermit<'_, T>, TrySendError<()>> {
         if self.has_places() {
-            return match self.try_place(|| self.items.reserve(self.places as u64)) {
+            return match self.try_place((), |()| self.items.reserve(self.places as u64)) {
                 Ok(()) => Ok(SendPermit { queue: self }),
                 Err(Refused::Full(())) => Err(TrySendError::Full(())),
                 Err(Refused::Closed(())) => Err(TrySendError::Closed(())),
