@@ -549,3 +549,44 @@ fn moved_in_send_vs_cancelled_send() {
         assert_quiet(&q);
     });
 }
+
+/// Model Q10: as Q9 on a queue of two places, where the receive that frees a place leaves
+/// an item behind: the waiting send's item is moved in behind item 1 and its grant used
+/// (uncounted) under the senders' line's lock, racing the send future's drop, which must
+/// then give no grant back (one given back would be uncounted twice, and the queue would
+/// stay full for good). Item 2 is received at most once, after item 1, and only if it was
+/// moved in; the quiet queue at the end has both places free.
+#[test]
+fn moved_in_behind_an_item_vs_cancelled_send() {
+    model("moved_in_behind_an_item_vs_cancelled_send", || {
+        let q = Arc::new(Queue::bounded(2));
+        q.try_send(0).unwrap();
+        q.try_send(1).unwrap();
+        let mut fut = Box::pin(q.send(2));
+        assert!(poll_once(fut.as_mut()).is_pending());
+        let receiver = {
+            let q = q.clone();
+            thread::spawn(move || {
+                assert_eq!(q.try_recv(), Ok(0));
+                assert_eq!(q.try_recv(), Ok(1));
+                q.try_recv().is_ok()
+            })
+        };
+        drop(fut);
+        let first = receiver.join().unwrap();
+        let later = match q.try_recv() {
+            Ok(item) => {
+                assert_eq!(item, 2);
+                true
+            }
+            Err(e) => {
+                assert_eq!(e, TryRecvError::Empty);
+                false
+            }
+        };
+        assert!(!(first && later), "item 2 received twice");
+        assert_eq!((q.try_send(3), q.try_send(4)), (Ok(()), Ok(())));
+        assert_eq!((q.try_recv(), q.try_recv()), (Ok(3), Ok(4)));
+        assert_quiet(&q);
+    });
+}

@@ -68,7 +68,7 @@ fn a_send_dropped_after_its_item_was_moved_in_has_sent_it() {
 }
 
 #[test]
-fn a_waiting_send_pushes_for_itself_while_items_are_left() {
+fn a_waiting_send_is_moved_in_behind_the_items_left() {
     let q = Queue::bounded(2);
     q.try_send(0).unwrap();
     q.try_send(1).unwrap();
@@ -76,16 +76,34 @@ fn a_waiting_send_pushes_for_itself_while_items_are_left() {
     let mut send = Box::pin(q.send(2));
     assert!(poll(send.as_mut(), &w).is_pending());
     assert_eq!(q.try_recv(), Ok(0));
-    // Granted, not moved in: item 1 is left, so the sender pushes when it runs.
+    // Moved in behind item 1 as the place freed; the sender is woken to learn it.
     assert_eq!(wakes.0.load(SeqCst), 1);
-    assert_eq!(q.len(), 1);
-    assert!(
-        q.is_full(),
-        "the free place is promised to the granted sender"
-    );
-    assert!(matches!(poll(send.as_mut(), &w), Poll::Ready(Ok(()))));
     assert_eq!(q.len(), 2);
+    assert!(q.is_full());
+    // The grant was used by the move: a place freed before the sender runs again is free
+    // for anyone, not promised to it.
+    assert_eq!(q.try_recv(), Ok(1));
+    assert!(!q.is_full(), "a moved-in send's grant still counted");
+    assert_eq!(q.try_send(3), Ok(()));
+    assert!(matches!(poll(send.as_mut(), &w), Poll::Ready(Ok(()))));
+    assert_eq!((q.try_recv(), q.try_recv()), (Ok(2), Ok(3)));
+    assert!(!q.is_full());
+}
+
+#[test]
+fn a_moved_in_send_dropped_before_it_runs_again_passes_no_grant_on() {
+    let q = Queue::bounded(2);
+    q.try_send(0).unwrap();
+    q.try_send(1).unwrap();
+    let (_, w) = waker();
+    let mut send = Box::pin(q.send(2));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    assert_eq!(q.try_recv(), Ok(0));
+    drop(send); // sent: its item is in, and its grant was used by the move
     assert_eq!((q.try_recv(), q.try_recv()), (Ok(1), Ok(2)));
+    assert!(!q.is_full(), "the dropped send gave a used grant back");
+    assert_eq!((q.try_send(3), q.try_send(4)), (Ok(()), Ok(())));
+    assert_eq!((q.try_recv(), q.try_recv()), (Ok(3), Ok(4)));
 }
 
 #[test]
