@@ -590,3 +590,35 @@ fn moved_in_behind_an_item_vs_cancelled_send() {
         assert_quiet(&q);
     });
 }
+
+/// Model Q11: a receive that would wait takes an item granted to a receiver that has not
+/// looked yet, when nobody else is in line (as its own look on joining would grant it).
+/// Receiver A waits (polled once); a sender thread sends items 1 and 2 while receiver B,
+/// on another thread, takes one with `recv_blocking`; then A is driven to completion.
+/// Each item is received exactly once and nobody waits forever: a receiver whose item a
+/// newcomer took lines up again and gets the next one.
+#[test]
+fn newcomer_recv_vs_granted_receiver() {
+    model_bounded("newcomer_recv_vs_granted_receiver", 2, || {
+        let q = Arc::new(Queue::unbounded());
+        let mut a = Box::pin(q.recv());
+        assert!(poll_once(a.as_mut()).is_pending());
+        let sender = {
+            let q = q.clone();
+            thread::spawn(move || {
+                q.try_send(1).unwrap();
+                q.try_send(2).unwrap();
+            })
+        };
+        let b = {
+            let q = q.clone();
+            thread::spawn(move || q.recv_blocking().unwrap())
+        };
+        let got_a = block_on(a).unwrap();
+        sender.join().unwrap();
+        let mut got = [got_a, b.join().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_quiet(&q);
+    });
+}

@@ -25,11 +25,17 @@
 //! A [`Line`] is a semaphore whose permits are never in its word: its waiters are receivers
 //! that found the FIFO empty (`rx`) or senders that found it full (`tx`), and a grant
 //! ([`RawSemaphore::grant_head_else`]) means "an item (a place) is there for you". A fresh
-//! receive (send) goes ahead only while nobody is in line and the items (free places)
-//! outnumber the grants not yet used (`granted`), so it does not take what is promised to
-//! a waiter; a granted waiter tries regardless, and lines up again (at the back) in the
-//! rare case that a racing newcomer took its item (place). Two sides, each a store then a
-//! load, so both use `SeqCst`:
+//! send, and `try_recv`, go ahead only while nobody is in line and the free places (items)
+//! outnumber the grants not yet used (`granted`), so they do not take what is promised to
+//! a waiter. A receive that would wait goes ahead while nobody is in line, even if every
+//! item is granted to a receiver that has not looked yet: joining the empty line, its own
+//! look would grant it (the head) one of those items anyway, so it takes one at once,
+//! without the line's lock. Going through the line there made C3 (four producer tasks,
+//! four consumers) settle into a lockstep in which most receives joined the line and
+//! granted themselves: 150-290 ns a message against 30-54 in a scratch harness of C3's
+//! shape. A granted waiter tries regardless, and lines up again (at the back) if a
+//! newcomer took its item (place). Two sides, each a store then a load, so both use
+//! `SeqCst`:
 //!
 //! - a sender claims its slot (a `SeqCst` compare-and-swap of the FIFO's tail), writes the
 //!   item, then loads the receivers' line word (`SeqCst`): if someone waits, it grants the
@@ -1027,22 +1033,31 @@ impl<T> Queue<T> {
         grant
     }
 
-    /// A newcomer's look at the FIFO, [`look_seen`](Self::look_seen) only while nobody is
-    /// in the receivers' line (and no grant covers the items): `Empty` without a tail
-    /// position if it did not look (the `seen` of [`Side::Receive`]).
+    /// The first look of a receive that would wait: [`look_seen`](Self::look_seen) only
+    /// while nobody is in the receivers' line ([`nobody_waits`](Self::nobody_waits)):
+    /// `Empty` without a tail position if it did not look (the `seen` of
+    /// [`Side::Receive`]).
     #[inline]
     fn take_now(&self) -> Result<T, (TryRecvError, Option<u64>)> {
-        if !self.line_is_idle() {
+        if !self.nobody_waits() {
             return Err((TryRecvError::Empty, None));
         }
         self.look_seen().map_err(|(why, tail)| (why, Some(tail)))
     }
 
-    /// Whether a fresh receive may pop: nobody waits in line, and the items inside are
-    /// more than the grants not yet used (those items are promised to their receivers).
+    /// Whether a `try_recv` may pop: nobody waits in line, and the items inside are more
+    /// than the grants not yet used (those items are promised to their receivers).
     #[inline]
     pub(crate) fn line_is_idle(&self) -> bool {
         self.rx.is_idle(|| self.items.len())
+    }
+
+    /// Whether a receive that would wait may pop: nobody waits in line. Items granted to
+    /// receivers that have not looked yet do not hold it back: joining the empty line, its
+    /// look would grant it one of them anyway (module docs, "Lines").
+    #[inline]
+    fn nobody_waits(&self) -> bool {
+        !self.rx.waiters.has_waiters()
     }
 
     /// Pops the oldest item (and gives its slot back), or says why there is none: `Empty`,
@@ -1250,7 +1265,7 @@ impl<T> Queue<T> {
                 }
                 _ => {
                     let mut seen = None;
-                    if self.line_is_idle() {
+                    if self.nobody_waits() {
                         match self.look_seen() {
                             Ok(item) => return Poll::Ready(Ok(item)),
                             Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),

@@ -190,3 +190,28 @@ fn a_send_cancelled_while_a_receive_frees_its_place_keeps_the_item_once() {
         assert_eq!(drops.load(SeqCst), 2, "item 1 dropped exactly once");
     }
 }
+
+#[test]
+fn a_receive_takes_an_item_granted_to_a_receiver_that_has_not_looked_yet() {
+    let q = Queue::unbounded();
+    let (wakes, w) = waker();
+    let mut first = Box::pin(q.recv());
+    assert!(poll(first.as_mut(), &w).is_pending());
+    q.try_send(1).unwrap();
+    assert_eq!(
+        wakes.0.load(SeqCst),
+        1,
+        "the waiting receiver is granted item 1"
+    );
+    // `try_recv` leaves the item to that receiver...
+    assert_eq!(q.try_recv(), Err(TryRecvError::Empty));
+    // ...but a receive that would wait takes it: it would be granted it on joining the
+    // empty line.
+    let mut second = Box::pin(q.recv());
+    assert_eq!(poll(second.as_mut(), &w), Poll::Ready(Ok(1)));
+    // The first receiver finds nothing, lines up again, and gets the next item.
+    assert!(poll(first.as_mut(), &w).is_pending());
+    q.try_send(2).unwrap();
+    assert_eq!(poll(first.as_mut(), &w), Poll::Ready(Ok(2)));
+    assert_eq!(q.try_recv(), Err(TryRecvError::Empty));
+}
