@@ -193,13 +193,12 @@ fn receivers_are_served_in_order() {
         thread::sleep(ms(50));
     }
     thread::sleep(SETTLE);
-    for i in 0..4 {
+    for (i, rx) in rxs.iter().enumerate() {
         q.send_timeout(i, HANG).unwrap();
-        // Let the receiver woken for `i` take it before the next send.
-        thread::sleep(ms(20));
+        // The receiver first in line gets `i`; the next send waits for it to return (a
+        // sleep here was not always enough on a loaded machine).
+        assert_eq!(recv(rx), Ok(i), "receivers served out of order");
     }
-    let got: Vec<_> = rxs.iter().map(|rx| recv(rx).unwrap()).collect();
-    assert_eq!(got, [0, 1, 2, 3]);
 }
 
 #[test]
