@@ -70,6 +70,35 @@ fn send_waiting_behind_item_0(
     fut
 }
 
+/// A thread that takes `before` with `try_recv`, in order, then says whether one more
+/// item came (the one a waiting send's drop races: Q9, Q10).
+fn receiver_after(q: &Arc<Queue<usize>>, before: &'static [usize]) -> thread::JoinHandle<bool> {
+    let q = q.clone();
+    thread::spawn(move || {
+        for &item in before {
+            assert_eq!(q.try_recv(), Ok(item));
+        }
+        q.try_recv().is_ok()
+    })
+}
+
+/// After the send of `item` raced its own drop and `receiver`: `item` was received at most
+/// once, by the receiver or by a `try_recv` now.
+fn received_at_most_once(q: &Queue<usize>, receiver: thread::JoinHandle<bool>, item: usize) {
+    let first = receiver.join().unwrap();
+    let later = match q.try_recv() {
+        Ok(got) => {
+            assert_eq!(got, item);
+            true
+        }
+        Err(e) => {
+            assert_eq!(e, TryRecvError::Empty);
+            false
+        }
+    };
+    assert!(!(first && later), "item {item} received twice");
+}
+
 /// The outcome of a send that may race a close: `Some(item)` if it was sent, `None` if it
 /// failed, after checking that the failure handed back the very item and came from a close.
 fn sent_or_handed_back(q: &Queue<usize>, item: usize, r: Result<(), SendError<usize>>) -> bool {
@@ -526,26 +555,9 @@ fn moved_in_send_vs_cancelled_send() {
     model("moved_in_send_vs_cancelled_send", || {
         let q = Arc::new(Queue::bounded(1));
         let fut = send_waiting_behind_item_0(&q);
-        let receiver = {
-            let q = q.clone();
-            thread::spawn(move || {
-                assert_eq!(q.try_recv(), Ok(0));
-                q.try_recv().is_ok()
-            })
-        };
+        let receiver = receiver_after(&q, &[0]);
         drop(fut);
-        let first = receiver.join().unwrap();
-        let later = match q.try_recv() {
-            Ok(item) => {
-                assert_eq!(item, 1);
-                true
-            }
-            Err(e) => {
-                assert_eq!(e, TryRecvError::Empty);
-                false
-            }
-        };
-        assert!(!(first && later), "item 1 received twice");
+        received_at_most_once(&q, receiver, 1);
         assert_quiet(&q);
     });
 }
@@ -564,27 +576,9 @@ fn moved_in_behind_an_item_vs_cancelled_send() {
         q.try_send(1).unwrap();
         let mut fut = Box::pin(q.send(2));
         assert!(poll_once(fut.as_mut()).is_pending());
-        let receiver = {
-            let q = q.clone();
-            thread::spawn(move || {
-                assert_eq!(q.try_recv(), Ok(0));
-                assert_eq!(q.try_recv(), Ok(1));
-                q.try_recv().is_ok()
-            })
-        };
+        let receiver = receiver_after(&q, &[0, 1]);
         drop(fut);
-        let first = receiver.join().unwrap();
-        let later = match q.try_recv() {
-            Ok(item) => {
-                assert_eq!(item, 2);
-                true
-            }
-            Err(e) => {
-                assert_eq!(e, TryRecvError::Empty);
-                false
-            }
-        };
-        assert!(!(first && later), "item 2 received twice");
+        received_at_most_once(&q, receiver, 2);
         assert_eq!((q.try_send(3), q.try_send(4)), (Ok(()), Ok(())));
         assert_eq!((q.try_recv(), q.try_recv()), (Ok(3), Ok(4)));
         assert_quiet(&q);

@@ -67,15 +67,25 @@ fn a_send_dropped_after_its_item_was_moved_in_has_sent_it() {
     assert_eq!(drops.load(SeqCst), 2);
 }
 
+/// Fills `q` (two places) with items 0 and 1, polls a `send` of item 2 once (it waits,
+/// woken through `w`), then receives item 0: item 2 is moved in behind item 1.
+fn send_moved_in_behind_item_1<'a>(
+    q: &'a Queue<i32>,
+    w: &Waker,
+) -> Pin<Box<impl Future<Output = Result<(), SendError<i32>>> + 'a>> {
+    q.try_send(0).unwrap();
+    q.try_send(1).unwrap();
+    let mut send = Box::pin(q.send(2));
+    assert!(poll(send.as_mut(), w).is_pending());
+    assert_eq!(q.try_recv(), Ok(0));
+    send
+}
+
 #[test]
 fn a_waiting_send_is_moved_in_behind_the_items_left() {
     let q = Queue::bounded(2);
-    q.try_send(0).unwrap();
-    q.try_send(1).unwrap();
     let (wakes, w) = waker();
-    let mut send = Box::pin(q.send(2));
-    assert!(poll(send.as_mut(), &w).is_pending());
-    assert_eq!(q.try_recv(), Ok(0));
+    let mut send = send_moved_in_behind_item_1(&q, &w);
     // Moved in behind item 1 as the place freed; the sender is woken to learn it.
     assert_eq!(wakes.0.load(SeqCst), 1);
     assert_eq!(q.len(), 2);
@@ -93,12 +103,8 @@ fn a_waiting_send_is_moved_in_behind_the_items_left() {
 #[test]
 fn a_moved_in_send_dropped_before_it_runs_again_passes_no_grant_on() {
     let q = Queue::bounded(2);
-    q.try_send(0).unwrap();
-    q.try_send(1).unwrap();
     let (_, w) = waker();
-    let mut send = Box::pin(q.send(2));
-    assert!(poll(send.as_mut(), &w).is_pending());
-    assert_eq!(q.try_recv(), Ok(0));
+    let send = send_moved_in_behind_item_1(&q, &w);
     drop(send); // sent: its item is in, and its grant was used by the move
     assert_eq!((q.try_recv(), q.try_recv()), (Ok(1), Ok(2)));
     assert!(!q.is_full(), "the dropped send gave a used grant back");
