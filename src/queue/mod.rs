@@ -32,8 +32,8 @@
 //! look would grant it (the head) one of those items anyway, so it takes one at once,
 //! without the line's lock. Going through the line there made C3 (four producer tasks,
 //! four consumers) settle into a lockstep in which most receives joined the line and
-//! granted themselves: 150-290 ns a message against 30-54 in a scratch harness of C3's
-//! shape. A granted waiter tries regardless, and lines up again (at the back) if a
+//! granted themselves: 124-135 ns a message against 38-40 now in the bench's A/B runs
+//! (README, "Channel"; kanal 40-42 in the same runs). A granted waiter tries regardless, and lines up again (at the back) if a
 //! newcomer took its item (place). Two sides, each a store then a load, so both use
 //! `SeqCst`:
 //!
@@ -71,7 +71,7 @@
 //! places promised and lines up too, and every message pays for a wait. Benchmark C2
 //! (four producer tasks, one consumer, `bounded(1024)`, a 2-worker runtime) took 127-148
 //! ns a message that way, and takes 31 with the item moved in and the grant uncounted at
-//! once (kanal 49-52, tokio 141-147, in the same runs).
+//! once (kanal 49-52, tokio 141-147, in the same A/B runs: README, "Channel").
 //!
 //! A joining sender compares the free places with the grants out (a place a grant
 //! covers is its holder's), so the ways a grant leaves the count are ordered against
@@ -651,21 +651,35 @@ impl<T> Queue<T> {
     ) -> Result<R, Closed> {
         loop {
             RawAcquire::new(InLine(self, Side::Send(slot.map(Payload::new))), 1).await?;
-            // SAFETY: the wait has ended: its node is out of the line.
-            #[allow(unsafe_code)]
-            if slot.is_some_and(|slot| unsafe { slot.moved_in() }) {
-                return attempt().map_err(|_| unreachable!("a moved-in send is done"));
-            }
-            let got = attempt();
-            self.tx
-                .grant_used_then_wake(|| self.room() > 0, || self.wake_senders());
-            match got {
+            match self.use_grant(slot, &mut attempt) {
                 Ok(r) => return Ok(r),
                 Err(Refused::Closed(())) => return Err(Closed),
                 // A newcomer took the place first: line up again.
                 Err(Refused::Full(())) => {}
             }
         }
+    }
+
+    /// After a granted wait in the senders' line (its node out of the line): the try. A
+    /// send whose item was moved in is done, its grant used by the move; any other try
+    /// uses the grant itself ([`Line::grant_used_then_wake`]).
+    #[inline]
+    fn use_grant<R>(
+        &self,
+        slot: Option<&ItemSlot<T>>,
+        attempt: &mut impl FnMut() -> Result<R, Refused<()>>,
+    ) -> Result<R, Refused<()>> {
+        // SAFETY: the wait has ended, so its node is out of the line (the contract of
+        // `ItemSlot::moved_in`).
+        #[allow(unsafe_code)]
+        if slot.is_some_and(|slot| unsafe { slot.moved_in() }) {
+            // Finds the slot empty: `Ok`, touching nothing.
+            return attempt();
+        }
+        let got = attempt();
+        self.tx
+            .grant_used_then_wake(|| self.room() > 0, || self.wake_senders());
+        got
     }
 
     /// [`place_or_wait`](Self::place_or_wait), parking the thread, until `deadline`.
@@ -696,15 +710,7 @@ impl<T> Queue<T> {
                 side.payload(),
                 &InLine(self, side),
             )?;
-            // SAFETY: as in `wait_for_place`.
-            #[allow(unsafe_code)]
-            if slot.is_some_and(|slot| unsafe { slot.moved_in() }) {
-                return attempt().map_err(|_| unreachable!("a moved-in send is done"));
-            }
-            let got = attempt();
-            self.tx
-                .grant_used_then_wake(|| self.room() > 0, || self.wake_senders());
-            match got {
+            match self.use_grant(slot, &mut attempt) {
                 Ok(r) => return Ok(r),
                 Err(Refused::Closed(())) => return Err(AcquireTimeoutError::Closed),
                 // As in `wait_for_place`.
