@@ -28,7 +28,6 @@
 //! ```
 
 use core::fmt;
-use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ use crate::error::{
     Closed, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::loom::{Arc, AtomicUsize, Ordering::*};
-use crate::queue::{InLine, Queue, QueueRef, SendPermit, Side, Ticket};
+use crate::queue::{InLine, Queue, QueueRef, RecvFuture, SendFuture, SendPermit, Side, Ticket};
 use crate::semaphore::future::RawAcquire;
 
 /// A bounded channel: at most `cap` items inside; senders wait while it is full.
@@ -167,7 +166,7 @@ impl<T> Sender<T> {
     ///
     /// # Errors
     /// [`SendError`] with the item if the channel is or becomes closed.
-    pub fn send(&self, item: T) -> impl Future<Output = Result<(), SendError<T>>> + '_ {
+    pub fn send(&self, item: T) -> SendFuture<'_, T> {
         self.chan.queue.send(item)
     }
 
@@ -366,7 +365,7 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`RecvError`] once the channel is closed and drained.
-    pub fn recv(&self) -> impl Future<Output = Result<T, RecvError>> + '_ {
+    pub fn recv(&self) -> RecvFuture<'_, T> {
         self.chan.queue.recv()
     }
 
@@ -428,7 +427,7 @@ impl<T> Drop for Receiver<T> {
 }
 
 /// The stream's place in the receivers' line, kept in its box between polls.
-type StreamWait<T> = Option<Pin<Box<RawAcquire<InLine<ChanRef<T>>>>>>;
+type StreamWait<T> = Option<Pin<Box<Option<RawAcquire<InLine<ChanRef<T>>>>>>>;
 
 /// What a stream wait holds: the channel, reaching its queue's receivers' line.
 struct ChanRef<T>(Arc<Chan<T>>);
@@ -452,8 +451,9 @@ impl<T> Receiver<T> {
             self.offered = Some(queue.offer());
         }
         let chan = &self.chan;
+        let wait = self.stream.get_or_insert_with(|| Box::pin(None)).as_mut();
         let poll = queue.poll_take(
-            &mut self.stream,
+            wait,
             |seen| InLine(ChanRef(chan.clone()), Side::Receive(seen)),
             cx,
         );

@@ -88,7 +88,7 @@ pub use error::{
     SendTimeoutError, TaskDoneError, Timeout, TooManyReleases, TryAcquireError, TryLockError,
     TryRecvError, TrySendError,
 };
-pub use queue::{Queue, SendPermit};
+pub use queue::{Queue, RecvFuture, SendFuture, SendPermit};
 pub use semaphore::{
     Acquire, AcquireOwned, AsSemaphore, BoundedSemaphore, OwnedSemaphorePermit, Semaphore,
     SemaphorePermit,

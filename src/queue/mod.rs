@@ -121,6 +121,7 @@
 //! items on their way than receivers waiting, and a waiting receiver and a waiting sender
 //! always meet.
 
+mod future;
 mod permit;
 #[cfg(test)]
 mod tests;
@@ -143,6 +144,7 @@ use crate::semaphore::future::{RawAcquire, SemRef};
 use crate::semaphore::raw::{OnJoin, RawSemaphore};
 use crate::wait::Payload;
 
+pub use future::{RecvFuture, SendFuture};
 pub use permit::SendPermit;
 
 /// A FIFO queue for async tasks and threads at once, bounded or unbounded (Toro's
@@ -334,7 +336,7 @@ pub(crate) struct ItemSlot<T>(UnsafeCell<Option<T>>);
 unsafe impl<T: Send> Sync for ItemSlot<T> {}
 
 impl<T> ItemSlot<T> {
-    fn new(item: T) -> Self {
+    pub(crate) fn new(item: T) -> Self {
         Self(UnsafeCell::new(Some(item)))
     }
 
@@ -378,6 +380,16 @@ impl<T> ItemSlot<T> {
         unsafe {
             self.with(Option::take)
         }
+    }
+
+    /// Takes the item out, which must still be here (nobody moved it in).
+    ///
+    /// # Safety
+    /// As for [`with`](Self::with): no node carrying this slot is linked in a line.
+    #[allow(unsafe_code)]
+    unsafe fn take(&self) -> T {
+        // SAFETY: by the contract.
+        unsafe { self.with(Option::take) }.expect("the item is still in its slot")
     }
 }
 
@@ -556,30 +568,9 @@ impl<T> Queue<T> {
     /// # Errors
     /// [`SendError`] with the item if the queue is or becomes closed first.
     #[doc(alias = "put")]
-    pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        if self.has_places() {
-            // The first try runs here, in this future's own first poll, with the item in
-            // hand: no slot and no inner future unless the send is to wait.
-            let item = match self.place_now(item, |item| self.push_item(item)) {
-                Ok(()) => return Ok(()),
-                Err(Refused::Closed(item)) => return Err(SendError(item)),
-                Err(Refused::Full(item)) => item,
-            };
-            let slot = ItemSlot::new(item);
-            // SAFETY: `wait_for_place` runs an attempt only while its wait is not in line.
-            #[allow(unsafe_code)]
-            let sent = self.wait_for_place(Some(&slot), || unsafe {
-                slot.with(|item| self.try_push(item))
-            });
-            return match sent.await {
-                Ok(()) => Ok(()),
-                Err(Closed) => Err(SendError(slot.into_inner().expect("handed back"))),
-            };
-        }
-        if self.is_rendezvous() && RawAcquire::new(&*self.slots, 1).await.is_err() {
-            return Err(SendError(item));
-        }
-        self.publish(item).map_err(SendError)
+    #[inline]
+    pub fn send(&self, item: T) -> SendFuture<'_, T> {
+        SendFuture::new(self, item)
     }
 
     /// One try of a send into a queue with places: pushes `item` if a place is free, and
@@ -790,51 +781,9 @@ impl<T> Queue<T> {
     /// # Errors
     /// [`RecvError`] once the queue is closed and drained.
     #[doc(alias = "get")]
-    pub async fn recv(&self) -> Result<T, RecvError> {
-        // The first look runs here, in this future's own first poll: no inner future
-        // unless the receive is to wait. The match is written out twice so that a queue
-        // with places keeps no `Offer` (a value with a `Drop`) live across it: merged,
-        // C1's send and receive pair took 1 ns more (23.5 against 22.5 ns in a
-        // single-thread harness).
-        if !self.is_rendezvous() {
-            return match self.take_now() {
-                Ok(item) => Ok(item),
-                Err((TryRecvError::Closed, _)) => Err(RecvError),
-                Err((TryRecvError::Empty, seen)) => self.wait_to_take(seen).await,
-            };
-        }
-        let offer = Offer::new(self);
-        let got = match self.take_now() {
-            Ok(item) => Ok(item),
-            Err((TryRecvError::Closed, _)) => Err(RecvError),
-            Err((TryRecvError::Empty, seen)) => self.wait_to_take(seen).await,
-        };
-        if got.is_ok() {
-            Offer::spent(Some(offer));
-        }
-        got
-    }
-
-    /// Takes the oldest item, waiting in the receivers' line while there is none, after a
-    /// first look that found nothing at tail position `seen` (`None`: it did not look).
-    async fn wait_to_take(&self, mut seen: Option<u64>) -> Result<T, RecvError> {
-        let backoff = Backoff::new();
-        loop {
-            let granted = RawAcquire::new(InLine(self, Side::Receive(seen)), 1)
-                .await
-                .is_ok();
-            match self.look_after_wait(granted) {
-                Ok(item) => return Ok(item),
-                Err((TryRecvError::Closed, _)) => return Err(RecvError),
-                Err((TryRecvError::Empty, tail)) => {
-                    seen = Some(tail);
-                    // Closed, and a reserve is between its count and its look at the bit.
-                    if !granted {
-                        backoff.snooze();
-                    }
-                }
-            }
-        }
+    #[inline]
+    pub fn recv(&self) -> RecvFuture<'_, T> {
+        RecvFuture::new(self)
     }
 
     /// Receives the oldest item if there is one and no receiver waits (Toro's
@@ -977,7 +926,7 @@ impl<T> Queue<T> {
                 Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
                 Err((TryRecvError::Empty, tail)) => {
                     seen = Some(tail);
-                    // As in `wait_to_take`.
+                    // As in `poll_take`.
                     if waited.is_err() {
                         backoff.snooze();
                     }
@@ -1241,18 +1190,21 @@ impl<T> Queue<T> {
         }
     }
 
-    /// One step of a receive driven by polls (the channel's `Stream`): `wait` is the
-    /// receive's place in line, kept between polls; `join` makes a new one.
+    /// One step of a receive driven by polls ([`Recv`], the channel's `Stream`): `wait`
+    /// is the receive's place in line, kept between polls (`None`, or a finished wait,
+    /// before its first look); `join` makes a new one. The first look runs in the first
+    /// poll, and lines up only if it finds nothing.
+    #[inline]
     pub(crate) fn poll_take<R: SemRef>(
         &self,
-        wait: &mut Option<Pin<Box<RawAcquire<R>>>>,
+        mut wait: Pin<&mut Option<RawAcquire<R>>>,
         join: impl Fn(Option<u64>) -> R,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         let backoff = Backoff::new();
         loop {
-            match wait {
-                Some(w) if !w.is_finished() => {
+            match wait.as_mut().as_pin_mut() {
+                Some(mut w) if !w.is_finished() => {
                     let Poll::Ready(waited) = w.as_mut().poll(cx) else {
                         return Poll::Pending;
                     };
@@ -1261,10 +1213,11 @@ impl<T> Queue<T> {
                         Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
                         Err((TryRecvError::Empty, tail)) => {
                             if waited.is_err() {
-                                // As in `wait_to_take`: a reserve is about to give up.
+                                // Closed, and a reserve is between its count and its look
+                                // at the bit: it is about to give up.
                                 backoff.snooze();
                             }
-                            // Line up again, reusing the allocation.
+                            // Line up again, at the back.
                             w.set(RawAcquire::new(join(Some(tail)), 1));
                         }
                     }
@@ -1278,10 +1231,7 @@ impl<T> Queue<T> {
                             Err((TryRecvError::Empty, tail)) => seen = Some(tail),
                         }
                     }
-                    match wait {
-                        Some(w) => w.set(RawAcquire::new(join(seen), 1)),
-                        None => *wait = Some(Box::pin(RawAcquire::new(join(seen), 1))),
-                    }
+                    wait.set(Some(RawAcquire::new(join(seen), 1)));
                 }
             }
         }

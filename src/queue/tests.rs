@@ -221,3 +221,100 @@ fn a_receive_takes_an_item_granted_to_a_receiver_that_has_not_looked_yet() {
     assert_eq!(poll(first.as_mut(), &w), Poll::Ready(Ok(2)));
     assert_eq!(q.try_recv(), Err(TryRecvError::Empty));
 }
+
+#[test]
+fn the_send_and_receive_futures_are_small_enough_to_move_in_registers() {
+    use core::mem::size_of;
+    // 128 bytes: what a fixed-size copy takes before the compiler calls `memcpy` on
+    // x86-64 (eight 16-byte moves). The async fns they replaced were 216 and 192.
+    assert!(size_of::<crate::RecvFuture<'static, u64>>() <= 128);
+    assert!(size_of::<crate::RecvFuture<'static, [u64; 32]>>() <= 128);
+    assert!(size_of::<crate::SendFuture<'static, u64>>() <= 128);
+}
+
+#[test]
+fn a_waiting_receive_keeps_its_place_in_its_pinned_future_and_gets_the_next_item() {
+    let q = Queue::unbounded();
+    let (wakes, w) = waker();
+    // Moved freely before its first poll (as into a combinator), then pinned.
+    let recv = q.recv();
+    let mut recv = Box::pin(recv);
+    assert!(poll(recv.as_mut(), &w).is_pending());
+    assert!(q.rx.waiters.has_waiters());
+    q.try_send(7).unwrap();
+    assert_eq!(wakes.0.load(SeqCst), 1);
+    assert!(matches!(poll(recv.as_mut(), &w), Poll::Ready(Ok(7))));
+    assert!(!q.rx.waiters.has_waiters());
+}
+
+#[test]
+#[should_panic(expected = "`RecvFuture` polled after completion")]
+fn a_receive_polled_after_completion_panics() {
+    let q = Queue::unbounded();
+    q.try_send(1).unwrap();
+    q.try_send(2).unwrap();
+    let (_, w) = waker();
+    let mut recv = Box::pin(q.recv());
+    assert!(matches!(poll(recv.as_mut(), &w), Poll::Ready(Ok(1))));
+    // A second poll would take a second item: it panics instead.
+    let _ = poll(recv.as_mut(), &w);
+}
+
+#[test]
+fn a_rendezvous_receive_dropped_while_waiting_takes_its_offer_back() {
+    let q = Queue::<u32>::bounded(0);
+    let (_, w) = waker();
+    let mut recv = Box::pin(q.recv());
+    assert!(poll(recv.as_mut(), &w).is_pending());
+    // The waiting receive lent a place: a sender may go ahead.
+    assert_eq!(q.slots.available(), 1);
+    drop(recv);
+    // Gone with the receive: a send now finds nobody to take its item.
+    assert_eq!(q.slots.available(), 0);
+    assert!(q.try_send(1).is_err());
+}
+
+#[test]
+#[should_panic(expected = "`SendFuture` polled after completion")]
+fn a_send_polled_after_completion_panics() {
+    let q = Queue::unbounded();
+    let (_, w) = waker();
+    let mut send = Box::pin(q.send(1));
+    assert!(matches!(poll(send.as_mut(), &w), Poll::Ready(Ok(()))));
+    // A second poll has no item to send: it panics.
+    let _ = poll(send.as_mut(), &w);
+}
+
+#[test]
+fn a_rendezvous_send_waits_for_a_receiver_then_hands_its_item_over() {
+    let q = Queue::bounded(0);
+    let (send_wakes, w) = waker();
+    let mut send = Box::pin(q.send(5));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    let (_, rw) = waker();
+    let mut recv = Box::pin(q.recv());
+    // The receive lends a place, which wakes the send; the item is then pushed.
+    assert!(poll(recv.as_mut(), &rw).is_pending());
+    assert_eq!(send_wakes.0.load(SeqCst), 1);
+    assert!(matches!(poll(send.as_mut(), &w), Poll::Ready(Ok(()))));
+    assert!(matches!(poll(recv.as_mut(), &rw), Poll::Ready(Ok(5))));
+}
+
+#[test]
+fn a_send_waiting_on_a_closed_queue_gets_its_item_back() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let q = Queue::bounded(1);
+    q.try_send(Item(0, drops.clone())).unwrap();
+    let (wakes, w) = waker();
+    let mut send = Box::pin(q.send(Item(1, drops.clone())));
+    assert!(poll(send.as_mut(), &w).is_pending());
+    q.close();
+    assert_eq!(wakes.0.load(SeqCst), 1);
+    match poll(send.as_mut(), &w) {
+        Poll::Ready(Err(SendError(item))) => assert_eq!(item.0, 1),
+        other => panic!("expected the item back, got {:?}", other.map(|r| r.is_ok())),
+    }
+    drop(send);
+    drop(q);
+    assert_eq!(drops.load(SeqCst), 2);
+}

@@ -82,7 +82,6 @@ impl<R: SemRef> RawAcquire<R> {
     /// Whether the future has completed (its handle went out with the permits, or it
     /// failed): polling it again would panic.
     #[inline]
-    #[cfg_attr(not(feature = "stream"), allow(dead_code))] // only the channel's stream uses it
     pub(crate) fn is_finished(&self) -> bool {
         self.sem.is_none()
     }
