@@ -10,6 +10,11 @@ which benches/channel.rs writes.
 
     CARGO_TARGET_DIR=target/bench python3 benches/table.py [--svg chart.svg] [--channel-svg chart.svg] [--no-meta]
 
+With --criterion DIR, repeated, it reads those criterion directories instead (each the
+CRITERION_HOME of one whole run of the same bench binary) and each cell is the median of
+the runs' values: on a shared, noisy machine the peers of one group are measured seconds
+apart, so a load that comes and goes can favour one of them in any single run.
+
 Stdlib only.
 """
 
@@ -17,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +115,16 @@ def load_c6(criterion):
     kept = {r["peer"]: r["kept_kib"] for r in rows}
     n = rows[0]["messages"] if rows else None
     return {C6_PEAK: peak, C6_KEPT: kept}, n
+
+
+def median_of_runs(runs):
+    """{group: {function: median over the runs that have it}} from several load() results."""
+    cells = {}
+    for run_results in runs:
+        for group, fns in run_results.items():
+            for function, value in fns.items():
+                cells.setdefault(group, {}).setdefault(function, []).append(value)
+    return {g: {f: statistics.median(v) for f, v in fns.items()} for g, fns in cells.items()}
 
 
 def ordered_groups(results, order=ORDER):
@@ -345,19 +361,34 @@ def main():
         metavar="PATH",
         help="also write a bar chart of the channel peers' times relative to toro-sync",
     )
+    ap.add_argument(
+        "--criterion",
+        action="append",
+        metavar="DIR",
+        help="a criterion directory of one run (its CRITERION_HOME); repeat it for several "
+        "runs, and each cell is the median of the runs",
+    )
     ap.add_argument("--no-meta", action="store_true", help="leave out machine, rustc, commit")
     args = ap.parse_args()
     target = Path(args.target_dir or os.environ.get("CARGO_TARGET_DIR") or CRATE / "target")
     if not target.is_absolute():
         target = Path.cwd() / target
-    criterion = target / "criterion"
-    results = load(criterion)
-    c6, c6_messages = load_c6(criterion)
-    results.update(c6)
+    dirs = [Path(d).resolve() for d in args.criterion] if args.criterion else [target / "criterion"]
+    runs = []
+    c6_messages = None
+    for criterion in dirs:
+        run_results = load(criterion)
+        c6, messages = load_c6(criterion)
+        run_results.update(c6)
+        c6_messages = c6_messages or messages
+        runs.append(run_results)
+    results = median_of_runs(runs)
     if not results:
-        sys.exit(f"no criterion results under {criterion}")
+        sys.exit(f"no criterion results under {', '.join(map(str, dirs))}")
     if not args.no_meta:
         print("\n".join(meta_lines()))
+        if len(dirs) > 1:
+            print(f"Runs: {len(dirs)}; each cell is the median of the runs' medians")
         print()
     tables = [t for spec in TABLES if (t := table(results, spec, c6_messages))]
     print("\n\n".join(tables))
