@@ -4,7 +4,8 @@
 //! that keeps a heap of deadlines and wakes each future's task when its time comes. It was
 //! chosen over a hand-written timer thread because it is the well-kept library for exactly
 //! this (used by async-std and others), and a deadline needs nothing more. A deadline that
-//! is already past, or a future that is ready at its first poll, never touches the timer.
+//! is already past, or a future that is ready at its first poll, never touches the timer,
+//! and a `timeout` reads the clock only once its future has had to wait.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -40,15 +41,16 @@ use crate::error::Timeout;
 /// # });
 /// ```
 pub trait WaitExt: Future + Sized {
-    /// Gives up after `timeout` (measured from this call).
+    /// Gives up after `timeout`, counted from the future's first poll: the clock is read
+    /// only once the inner future has returned `Pending`, so a wait that is ready at its
+    /// first poll never reads it.
     fn timeout(self, timeout: Duration) -> Deadline<Self> {
-        // A timeout too large for an `Instant` never fires.
-        Deadline::new(self, Instant::now().checked_add(timeout))
+        Deadline::new(self, When::After(timeout))
     }
 
     /// Gives up at `deadline`.
     fn deadline(self, deadline: Instant) -> Deadline<Self> {
-        Deadline::new(self, Some(deadline))
+        Deadline::new(self, When::At(deadline))
     }
 }
 
@@ -62,11 +64,11 @@ pub struct Deadline<F> {
 }
 
 impl<F> Deadline<F> {
-    fn new(fut: F, at: Option<Instant>) -> Self {
+    fn new(fut: F, when: When) -> Self {
         Self {
             race: Race {
                 fut,
-                timer: Timer { at, delay: None },
+                timer: Timer { when, delay: None },
             },
         }
     }
@@ -90,10 +92,22 @@ impl<F: Future> Future for Deadline<F> {
     }
 }
 
-/// The deadline timer: fires at `at` (never when `None`).
+/// When a [`Timer`] fires.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    /// This long after its first poll (`timeout`): an `Instant::now()` costs 25 ns on
+    /// this project's machine, and a wait that is ready at once never polls its timer.
+    After(Duration),
+    /// At this instant.
+    At(Instant),
+    /// Never: a timeout too large for an `Instant`.
+    Never,
+}
+
+/// The deadline timer, polled only after the inner future returned `Pending`.
 #[derive(Debug)]
 struct Timer {
-    at: Option<Instant>,
+    when: When,
     /// Created on the first poll that finds the deadline still ahead.
     delay: Option<futures_timer::Delay>,
 }
@@ -102,10 +116,19 @@ impl Future for Timer {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(at) = self.at else {
-            return Poll::Pending;
-        };
         let now = Instant::now();
+        let at = match self.when {
+            When::Never => return Poll::Pending,
+            When::At(at) => at,
+            When::After(timeout) => {
+                let Some(at) = now.checked_add(timeout) else {
+                    self.when = When::Never;
+                    return Poll::Pending;
+                };
+                self.when = When::At(at);
+                at
+            }
+        };
         if now >= at {
             return Poll::Ready(());
         }
