@@ -39,6 +39,7 @@
 //! threads does not cost a futex sleep and wake. Async waiters never spin.
 
 use core::marker::PhantomPinned;
+use core::mem::MaybeUninit;
 use core::pin::Pin;
 use core::ptr::NonNull;
 use core::task::Waker;
@@ -334,8 +335,15 @@ impl WaitList {
 }
 
 /// Wakes collected under a lock, fired after it is dropped.
+///
+/// The entries past `len` are left uninitialised, so that making a list and dropping an
+/// empty one cost nothing. As an array of `Option<Notify>` it was 384 bytes set by a
+/// `memset` on every make and 16 discriminants checked on every drop: a `bounded(1)`
+/// hand-off between two tasks on one thread took 1439 instructions a message with it,
+/// 1252 without (`valgrind --tool=callgrind`, 20,000 messages, `futures`' `LocalPool`).
 pub(crate) struct WakeList {
-    items: [Option<Notify>; Self::CAP],
+    /// `items[..len]` are initialised; the rest are not.
+    items: [MaybeUninit<Notify>; Self::CAP],
     len: usize,
 }
 
@@ -345,7 +353,7 @@ impl WakeList {
     #[inline]
     pub(crate) fn new() -> Self {
         Self {
-            items: [const { None }; Self::CAP],
+            items: [const { MaybeUninit::uninit() }; Self::CAP],
             len: 0,
         }
     }
@@ -359,19 +367,21 @@ impl WakeList {
     #[inline]
     fn push(&mut self, notify: Notify) {
         debug_assert!(!self.is_full());
-        self.items[self.len] = Some(notify);
+        self.items[self.len].write(notify);
         self.len += 1;
     }
 
     /// Wakes every collected waiter, oldest first. Call without holding any lock.
     #[inline]
     pub(crate) fn wake_all(&mut self) {
-        for slot in &mut self.items[..self.len] {
-            if let Some(notify) = slot.take() {
-                notify.wake();
-            }
+        // Emptied first: if a waker panics, the wakes after it are leaked, never read twice.
+        let len = core::mem::replace(&mut self.len, 0);
+        for item in &self.items[..len] {
+            // SAFETY: `items[..len]` were initialised by `push`, and each is read once:
+            // `len` is already 0, so neither this loop nor `drop` reads them again.
+            let notify = unsafe { item.assume_init_read() };
+            notify.wake();
         }
-        self.len = 0;
     }
 }
 
