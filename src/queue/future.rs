@@ -198,12 +198,14 @@ impl<T> Future for SendFuture<'_, T> {
                             continue;
                         }
                         // Unbounded: never waits.
+                        // SAFETY: no node carrying `slot` is in a line (the rule above).
                         #[allow(unsafe_code)]
                         let item = unsafe { slot.take() };
                         let sent = queue.publish(item).map_err(SendError);
                         return Self::finish_new(&mut *this.wait, sent);
                     }
                     // The first try runs in the first poll, with the item in hand.
+                    // SAFETY: no node carrying `slot` is in a line (the rule above).
                     #[allow(unsafe_code)]
                     let item = unsafe { slot.take() };
                     match queue.place_now(item, |item| queue.push_item(item)) {
@@ -212,6 +214,7 @@ impl<T> Future for SendFuture<'_, T> {
                             return Self::finish_new(&mut *this.wait, Err(SendError(item)))
                         }
                         Err(Refused::Full(item)) => {
+                            // SAFETY: no node carrying `slot` is in a line (the rule above).
                             #[allow(unsafe_code)]
                             unsafe {
                                 slot.with(|s| *s = Some(item));
@@ -225,15 +228,18 @@ impl<T> Future for SendFuture<'_, T> {
                     #[allow(unsafe_code)]
                     let wait = unsafe { Pin::new_unchecked(wait) };
                     if ready!(wait.poll(cx)).is_err() {
+                        // SAFETY: no node carrying `slot` is in a line (the rule above).
                         #[allow(unsafe_code)]
                         let item = unsafe { slot.take() };
                         return Self::finish(&mut *this.wait, Err(SendError(item)));
                     }
+                    // SAFETY: no node carrying `slot` is in a line (the rule above).
                     #[allow(unsafe_code)]
                     let mut attempt = || unsafe { slot.with(|item| queue.try_push(item)) };
                     match queue.use_grant(Some(slot), &mut attempt) {
                         Ok(()) => return Self::finish(&mut *this.wait, Ok(())),
                         Err(Refused::Closed(())) => {
+                            // SAFETY: no node carrying `slot` is in a line (the rule above).
                             #[allow(unsafe_code)]
                             let item = unsafe { slot.take() };
                             return Self::finish(&mut *this.wait, Err(SendError(item)));
@@ -249,6 +255,7 @@ impl<T> Future for SendFuture<'_, T> {
                     #[allow(unsafe_code)]
                     let wait = unsafe { Pin::new_unchecked(wait) };
                     let lent = ready!(wait.poll(cx));
+                    // SAFETY: no node carrying `slot` is in a line (the rule above).
                     #[allow(unsafe_code)]
                     let item = unsafe { slot.take() };
                     let sent = match lent {
