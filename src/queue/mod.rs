@@ -485,6 +485,12 @@ impl<T> Queue<T> {
         self.bounded && self.places == 0
     }
 
+    /// Whether this queue has no bound: its sends never wait.
+    #[inline]
+    fn is_unbounded(&self) -> bool {
+        !self.bounded
+    }
+
     /// Whether this queue has places of its own (bounded, not a rendezvous): its capacity
     /// is checked by the FIFO's claims, and its senders wait in `tx`.
     #[inline]
@@ -596,7 +602,7 @@ impl<T> Queue<T> {
 
     /// Pushes `value` if a place is free (a queue with places), and wakes a waiting
     /// receiver; else hands it back.
-    #[inline]
+    #[inline(always)]
     fn push_item(&self, value: T) -> Result<(), Refused<T>> {
         self.items.push_within(value, self.places)?;
         self.wake_receivers();
@@ -619,7 +625,7 @@ impl<T> Queue<T> {
     /// A newcomer's try at a place (a queue with places), `attempt` with what it brings
     /// (`item`): `Full`, with the item back, if it is to wait in the senders' line because
     /// others wait there or no place is free.
-    #[inline]
+    #[inline(always)]
     fn place_now<R, X>(
         &self,
         item: X,
@@ -750,9 +756,33 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`SendError`] with the item if the queue is or becomes closed first.
+    #[inline]
     pub fn send_blocking(&self, item: T) -> Result<(), SendError<T>> {
+        let item = match self.send_now(item) {
+            Ok(()) => return Ok(()),
+            Err(Refused::Closed(item)) => return Err(SendError(item)),
+            Err(Refused::Full(item)) => item,
+        };
         self.send_until(item, None)
             .map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// The first try of a send that may wait, its fast path, inlined into the caller:
+    /// `Full` (the item back) if it is to wait in the senders' line, as every send on a
+    /// rendezvous does before a receiver lends it a place.
+    #[inline(always)]
+    pub(crate) fn send_now(&self, item: T) -> Result<(), Refused<T>> {
+        if self.is_unbounded() {
+            return self.publish(item).map_err(Refused::Closed);
+        }
+        if self.has_places() {
+            return self.place_now(
+                item,
+                #[inline(always)]
+                |item| self.push_item(item),
+            );
+        }
+        Err(Refused::Full(item))
     }
 
     /// [`send_blocking`](Self::send_blocking), giving up after `timeout`.
@@ -826,7 +856,17 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`RecvError`] once the queue is closed and drained.
+    #[inline]
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        // The fast path, inlined: a first look, unless a rendezvous receive must first
+        // lend a place.
+        if !self.is_rendezvous() {
+            match self.take_now() {
+                Ok(item) => return Ok(item),
+                Err((TryRecvError::Closed, _)) => return Err(RecvError),
+                Err((TryRecvError::Empty, _)) => {}
+            }
+        }
         self.recv_until(None).map_err(|_| RecvError)
     }
 
@@ -992,7 +1032,7 @@ impl<T> Queue<T> {
     /// while nobody is in the receivers' line ([`nobody_waits`](Self::nobody_waits)):
     /// `Empty` without a tail position if it did not look (the `seen` of
     /// [`Side::Receive`]).
-    #[inline]
+    #[inline(always)]
     fn take_now(&self) -> Result<T, (TryRecvError, Option<u64>)> {
         if !self.nobody_waits() {
             return Err((TryRecvError::Empty, None));
@@ -1025,23 +1065,28 @@ impl<T> Queue<T> {
     /// [`look`](Self::look), telling with the reason the tail position its first pop read
     /// and found nothing at: the `seen` of a receive that then lines up (`Side::Receive`),
     /// without a load of its own of the tail's line.
-    #[inline]
+    #[inline(always)]
     fn look_seen(&self) -> Result<T, (TryRecvError, u64)> {
-        let tail = match self.items.pop_or_tail() {
+        match self.items.pop_or_tail() {
             Ok(item) => {
                 self.took();
-                return Ok(item);
+                Ok(item)
             }
-            Err(tail) => tail,
-        };
-        // Acquire (the pop's load of the tail): pairs with `close` and the permits'
-        // claims, so the look below sees every push made before the close, and every
-        // permit's push.
-        let reservations = tail.reservations();
-        let tail = tail.position();
-        if reservations == Reservations::Open {
-            return Err((TryRecvError::Empty, tail));
+            // Acquire (the pop's load of the tail): pairs with `close` and the permits'
+            // claims, so the look in `look_closed` sees every push made before the close,
+            // and every permit's push.
+            Err(tail) => match tail.reservations() {
+                Reservations::Open => Err((TryRecvError::Empty, tail.position())),
+                reservations => self.look_closed(reservations, tail.position()),
+            },
         }
+    }
+
+    /// The rest of [`look_seen`](Self::look_seen) when its pop found the FIFO empty and
+    /// closed: one more pop decides between an item, `Closed` and (permits still out)
+    /// `Empty`.
+    #[cold]
+    fn look_closed(&self, reservations: Reservations, tail: u64) -> Result<T, (TryRecvError, u64)> {
         match self.items.pop() {
             Some(item) => {
                 self.took();
@@ -1194,8 +1239,32 @@ impl<T> Queue<T> {
     /// is the receive's place in line, kept between polls (`None`, or a finished wait,
     /// before its first look); `join` makes a new one. The first look runs in the first
     /// poll, and lines up only if it finds nothing.
-    #[inline]
+    ///
+    /// The first look of a receive that has not waited is the fast path, written out
+    /// alone so that it inlines into the caller; the rest is in
+    /// [`poll_take_slow`](Self::poll_take_slow).
+    #[inline(always)]
     pub(crate) fn poll_take<R: SemRef>(
+        &self,
+        mut wait: Pin<&mut Option<RawAcquire<R>>>,
+        join: impl Fn(Option<u64>) -> R,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        if wait.is_none() && self.nobody_waits() {
+            match self.look_seen() {
+                Ok(item) => return Poll::Ready(Ok(item)),
+                Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
+                Err((TryRecvError::Empty, tail)) => {
+                    wait.set(Some(RawAcquire::new(join(Some(tail)), 1)));
+                }
+            }
+        }
+        self.poll_take_slow(wait, join, cx)
+    }
+
+    /// [`poll_take`](Self::poll_take) in full: the wait in line, and the looks after it.
+    #[inline(never)]
+    fn poll_take_slow<R: SemRef>(
         &self,
         mut wait: Pin<&mut Option<RawAcquire<R>>>,
         join: impl Fn(Option<u64>) -> R,

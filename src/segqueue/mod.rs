@@ -74,6 +74,13 @@
 //! the value out, and stores READ. So each side costs one read-modify-write, its claim on
 //! its own index word; crossbeam-channel adds a second, a `fetch_or` on the slot's state.
 //!
+//! **Fast paths.** The first try of each side, for a slot that is not its segment's
+//! last and (bounded) with room by the head last seen, is written out alone in
+//! `push_inner` and `pop_or_tail`, so that it inlines into the caller: loads, the claim,
+//! the write (read). A failed claim, a segment boundary, a full or closed queue go to
+//! `push_slow` and `pop_slow`, which start over with the loop above. Same steps, same
+//! orderings: the split only keeps the cold code out of the callers.
+//!
 //! **Progress.** Pushers never wait, except for the few instructions between another
 //! pusher's claim of a last slot and its publication of the next segment, and, when the
 //! pool is empty, for the arena's short lock while another pusher carves a segment (see
@@ -423,6 +430,16 @@ impl<T> Segment<T> {
         drop(unsafe { Box::from_raw(seg) });
     }
 
+    /// Waits for the pusher of slot `offset`, which has claimed it, to write it.
+    #[cold]
+    fn wait_written(&self, offset: usize) {
+        let backoff = Backoff::new();
+        // Acquire: as in `SegQueue::read`.
+        while self.states[offset].load(Acquire) & WRITE == 0 {
+            backoff.snooze();
+        }
+    }
+
     /// Waits until the next segment is linked, and returns it.
     fn wait_next(&self) -> *mut Self {
         let backoff = Backoff::new();
@@ -587,8 +604,7 @@ impl<T> SegQueue<T> {
             }
             if bound != UNBOUNDED {
                 // A stale head only sees less room.
-                let head = self.head_for(tail, bound);
-                let Some(items) = items_between(head, tail) else {
+                let Some(items) = self.items_for(tail, bound) else {
                     tail = self.fresh_tail();
                     backoff.snooze();
                     continue;
@@ -654,20 +670,21 @@ impl<T> SegQueue<T> {
         }
     }
 
-    /// A head index word to count the items before `tail` against `bound`: the one last
-    /// seen (`tail.seen`) if it shows room, else the head itself, remembered.
-    #[inline]
-    fn head_for(&self, tail: u64, bound: u64) -> u64 {
+    /// The items before `tail`, to count against `bound`: counted from the head last seen
+    /// (`tail.seen`) if that shows room, else from the head itself, remembered. `None` if
+    /// `tail` reads as behind the head ([`items_between`]).
+    #[inline(always)]
+    fn items_for(&self, tail: u64, bound: u64) -> Option<u64> {
         // Relaxed: a hint; it is never ahead of the head (heads only move on, and only
         // heads read from the head are stored), which is all a count needs.
         let seen = self.tail.seen.load(Relaxed);
         match items_between(seen, tail) {
-            Some(items) if items + reserved(tail) < bound => seen,
+            Some(items) if items + reserved(tail) < bound => Some(items),
             _ => {
                 // Relaxed: a count; a stale head only sees less room.
                 let head = self.head.index.load(Relaxed);
                 self.tail.seen.store(head, Relaxed);
-                head
+                items_between(head, tail)
             }
         }
     }
@@ -698,8 +715,73 @@ impl<T> SegQueue<T> {
 
     /// Claims a slot as `claim` allows and writes `value` into it; returns the tail word
     /// the claim replaced.
+    ///
+    /// The fast path is the first try of [`push_slow`](Self::push_slow)'s loop, for a
+    /// slot that is not its segment's last, written out with nothing else in it so that it
+    /// inlines into the caller: a claim that fails, and everything a segment boundary
+    /// needs, go to the slow path, which starts over.
     #[inline(always)]
     fn push_inner(&self, value: T, claim: Claim) -> Result<u64, Refused<T>> {
+        // Acquire, Relaxed: as in `push_slow`.
+        let tail = self.tail.index.load(Acquire);
+        let offset = offset(tail);
+        if offset + 1 < SEGMENT_CAP && self.may_claim(tail, claim) {
+            let seg = self.tail.segment.load(Relaxed);
+            let claimed = Self::claimed(tail, claim);
+            // SeqCst: as in `push_slow`. Relaxed on failure: the slow path loads again.
+            if self
+                .tail
+                .index
+                .compare_exchange_weak(tail, claimed, SeqCst, Relaxed)
+                .is_ok()
+            {
+                // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
+                // claimed position's lap.
+                unsafe { Self::write(seg, offset, value) };
+                return Ok(tail);
+            }
+        }
+        self.push_slow(value, claim)
+    }
+
+    /// Whether `claim` lets a push claim at `tail` without a look at anything else: the
+    /// queue is open (where that matters) and, for a bound, the head last seen
+    /// (`tail.seen`), or else the head, shows room. `false` sends the push to the slow
+    /// path, which decides.
+    #[inline(always)]
+    fn may_claim(&self, tail: u64, claim: Claim) -> bool {
+        match claim {
+            #[cfg(any(test, loom))]
+            Claim::Always => true,
+            Claim::Reserved => true,
+            Claim::UnlessClosed => tail & CLOSED == 0,
+            Claim::Within(bound) => {
+                tail & CLOSED == 0
+                    && matches!(
+                        self.items_for(tail, bound),
+                        Some(items) if items + reserved(tail) < bound
+                    )
+            }
+        }
+    }
+
+    /// The tail word after a claim at `tail`: one position on, and for a reserved push
+    /// one reservation fewer.
+    #[inline(always)]
+    fn claimed(tail: u64, claim: Claim) -> u64 {
+        let claimed = tail.wrapping_add(ONE);
+        if let Claim::Reserved = claim {
+            debug_assert!(reserved(tail) > 0, "a reserved push without a reservation");
+            return claimed - RESERVED_ONE;
+        }
+        claimed
+    }
+
+    /// [`push_inner`](Self::push_inner) in full: retries, a closed or full queue, and a
+    /// segment boundary.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&self, value: T, claim: Claim) -> Result<u64, Refused<T>> {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store that opens a lap, so the segment we load
         // next is at least the one of this position's lap (if it is a later one, the
@@ -728,8 +810,7 @@ impl<T> SegQueue<T> {
             if let Claim::Within(bound) = claim {
                 // Relaxed: a count; a stale head only sees less room, and the claim below
                 // fails if the tail moved.
-                let head = self.head_for(tail, bound);
-                match items_between(head, tail) {
+                match self.items_for(tail, bound) {
                     None => {
                         tail = self.fresh_tail();
                         seg = self.tail.segment.load(Relaxed);
@@ -763,11 +844,7 @@ impl<T> SegQueue<T> {
             // layer above's "push, then look for waiting receivers" store-load pair, whose
             // other half is a receiver's "join the line, fence, look at the tail". Acquire on
             // failure: the new position may open a lap, as for the first load.
-            let mut claimed = tail.wrapping_add(ONE);
-            if let Claim::Reserved = claim {
-                debug_assert!(reserved(tail) > 0, "a reserved push without a reservation");
-                claimed -= RESERVED_ONE;
-            }
+            let claimed = Self::claimed(tail, claim);
             match self
                 .tail
                 .index
@@ -822,7 +899,47 @@ impl<T> SegQueue<T> {
     /// empty at (read before the call decided "empty": a push claimed later moves the tail
     /// past it), read with `Acquire` as [`reservations`](Self::reservations) reads it.
     /// Saves a caller that needs its position or reservations a load of the tail's line.
+    ///
+    /// The fast path is the first try of [`pop_slow`](Self::pop_slow)'s loop, for a slot
+    /// that is not its segment's last, written out alone so that it inlines into the
+    /// caller, as in `push_inner`.
+    #[inline(always)]
     pub(crate) fn pop_or_tail(&self) -> Result<T, Tail> {
+        // Acquire, Relaxed: as in `pop_slow`.
+        let head = self.head.index.load(Acquire);
+        let offset = offset(head);
+        if offset + 1 < SEGMENT_CAP {
+            let seg = self.head.segment.load(Relaxed);
+            let mut new_head = head.wrapping_add(ONE);
+            if head & MARK == 0 {
+                let tail = self.tail_ahead_of(head);
+                if position(head) == position(tail) {
+                    self.collect_set_aside();
+                    return Err(Tail(tail));
+                }
+                if lap(head) != lap(tail) {
+                    new_head |= MARK;
+                }
+            }
+            // SeqCst: as in `pop_slow`. Relaxed on failure: the slow path loads again.
+            if self
+                .head
+                .index
+                .compare_exchange_weak(head, new_head, SeqCst, Relaxed)
+                .is_ok()
+            {
+                // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
+                // claimed position's lap.
+                return Ok(unsafe { self.read(seg, offset) });
+            }
+        }
+        self.pop_slow()
+    }
+
+    /// [`pop_or_tail`](Self::pop_or_tail) in full: retries and a segment boundary.
+    #[cold]
+    #[inline(never)]
+    fn pop_slow(&self) -> Result<T, Tail> {
         let backoff = Backoff::new();
         // Acquire: pairs with the Release store that moves the head onto a new segment,
         // so the segment loaded next is at least the one of this position's lap, and its
@@ -958,6 +1075,7 @@ impl<T> SegQueue<T> {
     /// # Safety
     /// The caller won the claim of slot `offset` in `seg` for pushing, so `seg` is alive
     /// and the slot's cell is empty and ours to write.
+    #[inline(always)]
     unsafe fn write(seg: *mut Segment<T>, offset: usize, value: T) {
         // SAFETY: `seg` is alive while our slot is unwritten (reclamation step 1).
         let seg = unsafe { &*seg };
@@ -976,13 +1094,13 @@ impl<T> SegQueue<T> {
     /// # Safety
     /// The caller won the claim of slot `offset` in `seg` for popping: nobody else reads
     /// the slot, and `seg` stays alive until this call marks it READ or retires `seg`.
+    #[inline(always)]
     unsafe fn read(&self, seg: *mut Segment<T>, offset: usize) -> T {
         // SAFETY: alive until our READ (reclamation steps 2 and 3).
         let s = unsafe { &*seg };
-        let backoff = Backoff::new();
         // Acquire: pairs with the Release store of WRITE in `write`: the value is there.
-        while s.states[offset].load(Acquire) & WRITE == 0 {
-            backoff.snooze();
+        if s.states[offset].load(Acquire) & WRITE == 0 {
+            s.wait_written(offset);
         }
         // SAFETY: [1] WRITE was seen with Acquire, so the value is initialised; [2] the claim
         // makes us the only reader, so nothing else moves it out.
