@@ -756,13 +756,7 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`SendError`] with the item if the queue is or becomes closed first.
-    #[inline]
     pub fn send_blocking(&self, item: T) -> Result<(), SendError<T>> {
-        let item = match self.send_now(item) {
-            Ok(()) => return Ok(()),
-            Err(Refused::Closed(item)) => return Err(SendError(item)),
-            Err(Refused::Full(item)) => item,
-        };
         self.send_until(item, None)
             .map_err(|e| SendError(e.into_inner()))
     }
@@ -856,17 +850,7 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`RecvError`] once the queue is closed and drained.
-    #[inline]
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        // The fast path, inlined: a first look, unless a rendezvous receive must first
-        // lend a place.
-        if !self.is_rendezvous() {
-            match self.take_now() {
-                Ok(item) => return Ok(item),
-                Err((TryRecvError::Closed, _)) => return Err(RecvError),
-                Err((TryRecvError::Empty, _)) => {}
-            }
-        }
         self.recv_until(None).map_err(|_| RecvError)
     }
 
@@ -1250,16 +1234,32 @@ impl<T> Queue<T> {
         join: impl Fn(Option<u64>) -> R,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        if wait.is_none() && self.nobody_waits() {
-            match self.look_seen() {
-                Ok(item) => return Poll::Ready(Ok(item)),
-                Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
-                Err((TryRecvError::Empty, tail)) => {
-                    wait.set(Some(RawAcquire::new(join(Some(tail)), 1)));
-                }
+        if wait.is_none() {
+            if let Some(taken) = self.first_look(wait.as_mut(), &join) {
+                return Poll::Ready(taken);
             }
         }
         self.poll_take_slow(wait, join, cx)
+    }
+
+    /// The first look of a receive: a pop unless others wait in line (their turn comes
+    /// first), and if it finds nothing, a new place in line in `wait` (`None` returned).
+    #[inline(always)]
+    fn first_look<R: SemRef>(
+        &self,
+        mut wait: Pin<&mut Option<RawAcquire<R>>>,
+        join: &impl Fn(Option<u64>) -> R,
+    ) -> Option<Result<T, RecvError>> {
+        let mut seen = None;
+        if self.nobody_waits() {
+            match self.look_seen() {
+                Ok(item) => return Some(Ok(item)),
+                Err((TryRecvError::Closed, _)) => return Some(Err(RecvError)),
+                Err((TryRecvError::Empty, tail)) => seen = Some(tail),
+            }
+        }
+        wait.set(Some(RawAcquire::new(join(seen), 1)));
+        None
     }
 
     /// [`poll_take`](Self::poll_take) in full: the wait in line, and the looks after it.
@@ -1292,15 +1292,9 @@ impl<T> Queue<T> {
                     }
                 }
                 _ => {
-                    let mut seen = None;
-                    if self.nobody_waits() {
-                        match self.look_seen() {
-                            Ok(item) => return Poll::Ready(Ok(item)),
-                            Err((TryRecvError::Closed, _)) => return Poll::Ready(Err(RecvError)),
-                            Err((TryRecvError::Empty, tail)) => seen = Some(tail),
-                        }
+                    if let Some(taken) = self.first_look(wait.as_mut(), &join) {
+                        return Poll::Ready(taken);
                     }
-                    wait.set(Some(RawAcquire::new(join(seen), 1)));
                 }
             }
         }

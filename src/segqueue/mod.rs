@@ -75,11 +75,12 @@
 //! its own index word; crossbeam-channel adds a second, a `fetch_or` on the slot's state.
 //!
 //! **Fast paths.** The first try of each side, for a slot that is not its segment's
-//! last and (bounded) with room by the head last seen, is written out alone in
-//! `push_inner` and `pop_or_tail`, so that it inlines into the caller: loads, the claim,
-//! the write (read). A failed claim, a segment boundary, a full or closed queue go to
-//! `push_slow` and `pop_slow`, which start over with the loop above. Same steps, same
-//! orderings: the split only keeps the cold code out of the callers.
+//! last, is written out alone in `push_inner` and `pop_or_tail`, so that it inlines into
+//! the caller: loads, the claim, the write (read). A full or closed queue is refused
+//! there. A failed claim and a segment boundary go on in `push_slow` and `pop_slow`, the
+//! loops above, from the word the fast path last read: no atomic access is made twice
+//! (it would cost twice, and loom would explore each one). Same steps, same orderings:
+//! the split only keeps the cold code out of the callers.
 //!
 //! **Progress.** Pushers never wait, except for the few instructions between another
 //! pusher's claim of a last slot and its publication of the next segment, and, when the
@@ -317,6 +318,16 @@ enum Claim {
     Reserved,
 }
 
+/// What a push may do at a tail word ([`SegQueue::admits`]).
+enum Admit {
+    /// Claim the slot at the tail.
+    Claim,
+    /// Claim nothing: the queue is closed, or the bound is full.
+    Refuse(Refused<()>),
+    /// The tail word reads as behind the head (pushes and pops since): read it again.
+    Stale,
+}
+
 /// Why a push or a reservation claimed nothing; the value comes back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused<T> {
@@ -324,6 +335,17 @@ pub(crate) enum Refused<T> {
     Full(T),
     /// The queue is closed.
     Closed(T),
+}
+
+impl Refused<()> {
+    /// The same refusal, handing back `value`.
+    #[inline(always)]
+    fn with<T>(self, value: T) -> Refused<T> {
+        match self {
+            Refused::Full(()) => Refused::Full(value),
+            Refused::Closed(()) => Refused::Closed(value),
+        }
+    }
 }
 
 /// A tail word as a pop that found the queue empty read it ([`SegQueue::pop_or_tail`]).
@@ -718,50 +740,61 @@ impl<T> SegQueue<T> {
     ///
     /// The fast path is the first try of [`push_slow`](Self::push_slow)'s loop, for a
     /// slot that is not its segment's last, written out with nothing else in it so that it
-    /// inlines into the caller: a claim that fails, and everything a segment boundary
-    /// needs, go to the slow path, which starts over.
+    /// inlines into the caller. A claim that fails, and everything a segment boundary
+    /// needs, go on in the slow path with the tail word already read, so no atomic access
+    /// is made twice.
     #[inline(always)]
     fn push_inner(&self, value: T, claim: Claim) -> Result<u64, Refused<T>> {
-        // Acquire, Relaxed: as in `push_slow`.
+        // Acquire: pairs with the Release store that opens a lap, so the segment loaded
+        // after it is at least the one of this position's lap, and its contents are
+        // visible (see `push_slow`).
         let tail = self.tail.index.load(Acquire);
         let offset = offset(tail);
-        if offset + 1 < SEGMENT_CAP && self.may_claim(tail, claim) {
+        if offset + 1 < SEGMENT_CAP {
+            match self.admits(tail, claim) {
+                Admit::Claim => {}
+                Admit::Refuse(refused) => return Err(refused.with(value)),
+                Admit::Stale => return self.push_slow(value, claim, self.fresh_tail()),
+            }
+            // Relaxed: as in `push_slow`.
             let seg = self.tail.segment.load(Relaxed);
             let claimed = Self::claimed(tail, claim);
-            // SeqCst: as in `push_slow`. Relaxed on failure: the slow path loads again.
-            if self
+            // SeqCst, and Acquire on failure: as in `push_slow`.
+            match self
                 .tail
                 .index
-                .compare_exchange_weak(tail, claimed, SeqCst, Relaxed)
-                .is_ok()
+                .compare_exchange_weak(tail, claimed, SeqCst, Acquire)
             {
-                // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
-                // claimed position's lap.
-                unsafe { Self::write(seg, offset, value) };
-                return Ok(tail);
+                Ok(_) => {
+                    // SAFETY: we won the claim of slot `offset` of `seg`, the segment of
+                    // the claimed position's lap.
+                    unsafe { Self::write(seg, offset, value) };
+                    return Ok(tail);
+                }
+                Err(current) => return self.push_slow(value, claim, current),
             }
         }
-        self.push_slow(value, claim)
+        self.push_slow(value, claim, tail)
     }
 
-    /// Whether `claim` lets a push claim at `tail` without a look at anything else: the
-    /// queue is open (where that matters) and, for a bound, the head last seen
-    /// (`tail.seen`), or else the head, shows room. `false` sends the push to the slow
-    /// path, which decides.
+    /// Whether `claim` lets a push claim at `tail`: the queue is open (where that
+    /// matters) and, for a bound, the head last seen (`tail.seen`), or else the head,
+    /// shows room.
     #[inline(always)]
-    fn may_claim(&self, tail: u64, claim: Claim) -> bool {
+    fn admits(&self, tail: u64, claim: Claim) -> Admit {
         match claim {
             #[cfg(any(test, loom))]
-            Claim::Always => true,
-            Claim::Reserved => true,
-            Claim::UnlessClosed => tail & CLOSED == 0,
-            Claim::Within(bound) => {
-                tail & CLOSED == 0
-                    && matches!(
-                        self.items_for(tail, bound),
-                        Some(items) if items + reserved(tail) < bound
-                    )
+            Claim::Always => Admit::Claim,
+            Claim::Reserved => Admit::Claim,
+            Claim::UnlessClosed | Claim::Within(_) if tail & CLOSED != 0 => {
+                Admit::Refuse(Refused::Closed(()))
             }
+            Claim::UnlessClosed => Admit::Claim,
+            Claim::Within(bound) => match self.items_for(tail, bound) {
+                None => Admit::Stale,
+                Some(items) if items + reserved(tail) >= bound => Admit::Refuse(Refused::Full(())),
+                Some(_) => Admit::Claim,
+            },
         }
     }
 
@@ -777,67 +810,50 @@ impl<T> SegQueue<T> {
         claimed
     }
 
-    /// [`push_inner`](Self::push_inner) in full: retries, a closed or full queue, and a
-    /// segment boundary.
+    /// [`push_inner`](Self::push_inner) in full, from the tail word `tail` (read with
+    /// `Acquire`, not yet checked): retries, a closed or full queue, and a segment
+    /// boundary.
     #[cold]
     #[inline(never)]
-    fn push_slow(&self, value: T, claim: Claim) -> Result<u64, Refused<T>> {
+    fn push_slow(&self, value: T, claim: Claim, mut tail: u64) -> Result<u64, Refused<T>> {
         let backoff = Backoff::new();
-        // Acquire: pairs with the Release store that opens a lap, so the segment we load
-        // next is at least the one of this position's lap (if it is a later one, the
-        // position is stale and the claim below fails), and its contents are visible.
-        // Relaxed on `segment` itself: it is published by that store of the index.
-        let mut tail = self.tail.index.load(Acquire);
-        let mut seg = self.tail.segment.load(Relaxed);
         // The next segment, taken before claiming a last slot so that the wait of the
         // other pushers is as short as possible.
         let mut next: *mut Segment<T> = ptr::null_mut();
 
         loop {
-            let refused = match claim {
-                #[cfg(any(test, loom))]
-                Claim::Always => false,
-                Claim::Reserved => false,
-                Claim::UnlessClosed | Claim::Within(_) => tail & CLOSED != 0,
+            let refused = match self.admits(tail, claim) {
+                Admit::Claim => None,
+                Admit::Refuse(refused) => Some(refused),
+                Admit::Stale => {
+                    tail = self.fresh_tail();
+                    backoff.snooze();
+                    continue;
+                }
             };
-            if refused {
+            if let Some(refused) = refused {
                 if !next.is_null() {
                     // SAFETY: `next` came from `take_segment` and nobody else saw it.
                     unsafe { self.put_spare(next) };
                 }
-                return Err(Refused::Closed(value));
-            }
-            if let Claim::Within(bound) = claim {
-                // Relaxed: a count; a stale head only sees less room, and the claim below
-                // fails if the tail moved.
-                match self.items_for(tail, bound) {
-                    None => {
-                        tail = self.fresh_tail();
-                        seg = self.tail.segment.load(Relaxed);
-                        backoff.snooze();
-                        continue;
-                    }
-                    Some(items) if items + reserved(tail) >= bound => {
-                        if !next.is_null() {
-                            // SAFETY: as above.
-                            unsafe { self.put_spare(next) };
-                        }
-                        return Err(Refused::Full(value));
-                    }
-                    Some(_) => {}
-                }
+                return Err(refused.with(value));
             }
             let offset = offset(tail);
             if offset == SEGMENT_CAP {
                 // Another pusher is linking the next segment.
                 backoff.snooze();
+                // Acquire: as below.
                 tail = self.tail.index.load(Acquire);
-                seg = self.tail.segment.load(Relaxed);
                 continue;
             }
             if offset + 1 == SEGMENT_CAP && next.is_null() {
                 next = self.take_segment();
             }
+            // Relaxed: `segment` is published by the Release store of `tail.index` that
+            // opens a lap, and every `tail` here was read with Acquire (the first load, a
+            // failed claim, `fresh_tail`), so this is at least the segment of `tail`'s lap;
+            // if it is a later one, `tail` is stale and the claim below fails.
+            let seg = self.tail.segment.load(Relaxed);
 
             // SeqCst on success: the claim publishes nothing (the value is published by
             // WRITE, the next segment by the stores below), but it is the store half of the
@@ -878,7 +894,6 @@ impl<T> SegQueue<T> {
                 }
                 Err(current) => {
                     tail = current;
-                    seg = self.tail.segment.load(Relaxed);
                     backoff.spin();
                 }
             }
@@ -905,10 +920,13 @@ impl<T> SegQueue<T> {
     /// caller, as in `push_inner`.
     #[inline(always)]
     pub(crate) fn pop_or_tail(&self) -> Result<T, Tail> {
-        // Acquire, Relaxed: as in `pop_slow`.
+        // Acquire: pairs with the Release store that moves the head onto a new segment,
+        // so the segment loaded after it is at least the one of this position's lap, and
+        // its contents are visible (see `pop_slow`).
         let head = self.head.index.load(Acquire);
         let offset = offset(head);
         if offset + 1 < SEGMENT_CAP {
+            // Relaxed: as in `pop_slow`.
             let seg = self.head.segment.load(Relaxed);
             let mut new_head = head.wrapping_add(ONE);
             if head & MARK == 0 {
@@ -921,39 +939,36 @@ impl<T> SegQueue<T> {
                     new_head |= MARK;
                 }
             }
-            // SeqCst: as in `pop_slow`. Relaxed on failure: the slow path loads again.
-            if self
+            // SeqCst, and Acquire on failure: as in `pop_slow`.
+            match self
                 .head
                 .index
-                .compare_exchange_weak(head, new_head, SeqCst, Relaxed)
-                .is_ok()
+                .compare_exchange_weak(head, new_head, SeqCst, Acquire)
             {
-                // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
-                // claimed position's lap.
-                return Ok(unsafe { self.read(seg, offset) });
+                Ok(_) => {
+                    // SAFETY: we won the claim of slot `offset` of `seg`, the segment of
+                    // the claimed position's lap.
+                    return Ok(unsafe { self.read(seg, offset) });
+                }
+                Err(current) => return self.pop_slow(current),
             }
         }
-        self.pop_slow()
+        self.pop_slow(head)
     }
 
-    /// [`pop_or_tail`](Self::pop_or_tail) in full: retries and a segment boundary.
+    /// [`pop_or_tail`](Self::pop_or_tail) in full, from the head word `head` (read with
+    /// `Acquire`): retries and a segment boundary.
     #[cold]
     #[inline(never)]
-    fn pop_slow(&self) -> Result<T, Tail> {
+    fn pop_slow(&self, mut head: u64) -> Result<T, Tail> {
         let backoff = Backoff::new();
-        // Acquire: pairs with the Release store that moves the head onto a new segment,
-        // so the segment loaded next is at least the one of this position's lap, and its
-        // contents are visible. Relaxed on `segment`, published by that store.
-        let mut head = self.head.index.load(Acquire);
-        let mut seg = self.head.segment.load(Relaxed);
-
         loop {
             let offset = offset(head);
             if offset == SEGMENT_CAP {
                 // Another popper is moving the head onto the next segment.
                 backoff.snooze();
+                // Acquire: as below.
                 head = self.head.index.load(Acquire);
-                seg = self.head.segment.load(Relaxed);
                 continue;
             }
 
@@ -968,6 +983,11 @@ impl<T> SegQueue<T> {
                     new_head |= MARK;
                 }
             }
+            // Relaxed: `segment` is published by the Release store of `head.index` that
+            // moves the head onto a new segment, and every `head` here was read with
+            // Acquire (the first load, a failed claim), so this is at least the segment of
+            // `head`'s lap; if it is a later one, `head` is stale and the claim fails.
+            let seg = self.head.segment.load(Relaxed);
 
             // SeqCst on success: Release, because `len` acquires `head.index` and must then
             // see a tail at least as far as the one this claim relied on; SeqCst, because
@@ -1006,7 +1026,6 @@ impl<T> SegQueue<T> {
                 }
                 Err(current) => {
                     head = current;
-                    seg = self.head.segment.load(Relaxed);
                     backoff.spin();
                 }
             }
