@@ -16,10 +16,10 @@
 //! wait needs in a separate function; the FIFO's claims are split the same way (the
 //! slow path takes segment boundaries and retries). So a send and a receive inline to the
 //! one compare-and-swap each and a few loads: 100,000 sends then 100,000 receives on one
-//! thread, polled in place, take 11.6 million instructions on an unbounded `u64` queue
-//! (kanal: 11.6 million), against 24.6 million when the polls and claims were single
-//! functions that the compiler would not inline (`valgrind --tool=callgrind`); 6.0 and
-//! 6.0 ns a send and a receive against kanal's 5.5 and 5.5, and 11.6 and 11.1 before.
+//! thread, polled in place, take 11.4 million instructions on an unbounded `u64` channel
+//! (kanal: 10.2 million), against 24.6 million when the polls and claims were single
+//! functions that the compiler would not inline (`valgrind --tool=callgrind`; README,
+//! "Channel").
 //!
 //! Both keep the one rule of a pinned waiter: the field that holds the place is only
 //! reached through `Pin`, never moved out, and is dropped in place.
