@@ -689,8 +689,8 @@ impl<T> Queue<T> {
         // As in `take_or_park`: a little spinning before joining the line. The spin waits
         // for a run of free places (`refill`), not the first one: each look reads the
         // head's line, which receivers write, and a sender that retried as soon as one
-        // place freed kept a full queue full, one retry and a miss on both sides a message
-        // (README, "Channel": C5 SPSC's slow regime).
+        // place freed read it (and cost the receiver a miss) about once a message
+        // (README, "Channel": C5).
         let spin = Spin::new();
         let may_spin = time_left(deadline);
         let refill = (self.places / 8).clamp(1, MAX_REFILL);

@@ -613,28 +613,27 @@ impl<T> SegQueue<T> {
         // Relaxed: the count orders nothing; an item pushed into the place is published by
         // its own claim.
         let mut tail = self.tail.index.load(Relaxed);
+        // The checks of a push (a bound holds at most MAX_RESERVED, so a full count of
+        // reservations fills it).
+        let claim = if bound == UNBOUNDED {
+            Claim::UnlessClosed
+        } else {
+            Claim::Within(bound)
+        };
         loop {
-            if tail & CLOSED != 0 {
-                return Err(Refused::Closed(()));
-            }
-            if reserved(tail) == MAX_RESERVED as u64 {
-                assert!(
-                    bound != UNBOUNDED,
-                    "more than MAX_RESERVED send permits out"
-                );
-                return Err(Refused::Full(()));
-            }
-            if bound != UNBOUNDED {
-                // A stale head only sees less room.
-                let Some(items) = self.items_for(tail, bound) else {
+            match self.admits(tail, claim) {
+                Admit::Claim => {}
+                Admit::Refuse(refused) => return Err(refused),
+                Admit::Stale => {
                     tail = self.fresh_tail();
                     backoff.snooze();
                     continue;
-                };
-                if items + reserved(tail) >= bound {
-                    return Err(Refused::Full(()));
                 }
             }
+            assert!(
+                reserved(tail) < MAX_RESERVED as u64,
+                "more than MAX_RESERVED send permits out"
+            );
             // Relaxed: as for the load.
             match self
                 .tail
