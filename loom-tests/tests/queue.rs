@@ -5,8 +5,9 @@
 //! wake would turn into a deadlock here. Sends and receives across a segment boundary
 //! (under loom a segment has 2 slots, so three items cross one), close racing sends and
 //! receives, a cancelled receive racing a send, back-pressure on a queue of one place, a
-//! freed place racing a sender that lines up, and close while a receiver waits or an item
-//! is in flight.
+//! freed place racing a sender that lines up, close while a receiver waits or an item
+//! is in flight, and a hand-over (an item for a waiting receiver takes no place) that
+//! frees a place for a sender lining up.
 //!
 //! Every model checks that each item sent with `Ok` is received exactly once (in the
 //! producer's order), that a failed send hands its own item back, that `RecvError` (closed
@@ -613,6 +614,37 @@ fn newcomer_recv_vs_granted_receiver() {
         let mut got = [got_a, b.join().unwrap()];
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
+        assert_quiet(&q);
+    });
+}
+
+/// Model Q12: a hand-over frees a place for a sender lining up. On a `bounded(1)` with
+/// receiver A waiting (polled once), two blocking senders send items 0 and 1. The first
+/// push goes to A and takes no place (the head word's H), which lets the other item into
+/// the place; but that sender may find the place taken (before the hand-over) and join the
+/// senders' line. Then A takes its item, a pop that frees no counted place and so wakes
+/// nobody: only the hand-over's own look at the senders' line (after its `SeqCst` claim,
+/// against the joiner's fence and look at the room) lets the second item in. A lost wake
+/// deadlocks the model. Afterwards the second item fills the one place, and the queue is
+/// quiet once it is taken.
+#[test]
+fn hand_over_vs_sender_lining_up() {
+    model("hand_over_vs_sender_lining_up", || {
+        let q = Arc::new(Queue::bounded(1));
+        let mut a = Box::pin(q.recv());
+        assert!(poll_once(a.as_mut()).is_pending());
+        let senders: Vec<_> = (0..2)
+            .map(|item| {
+                let q = q.clone();
+                thread::spawn(move || q.send_blocking(item).unwrap())
+            })
+            .collect();
+        let first = block_on(a).unwrap();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        assert!(q.is_full(), "the second item holds the one place");
+        assert_eq!(q.try_recv(), Ok(1 - first));
         assert_quiet(&q);
     });
 }

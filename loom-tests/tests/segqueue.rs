@@ -3,7 +3,8 @@
 //! and recycled later) while a pusher takes segments from the pool, freeing past a full
 //! pool, a stream that reuses segments, a retirement before a slow pusher's WRITE, two poppers and `len` across
 //! the head's move to the next segment, `len` under concurrent change, and poppers that
-//! share the tail a pop last read. Under loom a segment has 2 slots, so three items already cross a
+//! share the tail a pop last read, and items handed to receivers (H) counted while the
+//! head crosses a boundary. Under loom a segment has 2 slots, so three items already cross a
 //! boundary.
 //!
 //! Every model checks that each item is received exactly once, in each producer's order,
@@ -452,6 +453,59 @@ fn pops_on_a_remembered_tail() {
         got.extend(theirs);
         got.extend(drain(&q));
         assert_all_once(got, 3);
+        drop(q);
+        drops.assert_each_once();
+    });
+}
+
+/// 11. Items handed to receivers (H in the head word) while the head crosses a boundary:
+///     three items, one popper takes two (the second is the first segment's last slot,
+///     whose popper moves the head onto the next segment with an addition, not a store),
+///     while another thread counts two items as handed. A hand-over lost to the head's
+///     move, or one counted beyond the items inside, breaks the count: H at the end is the
+///     hand-overs made less the pops that took a handed item, and never more than the
+///     items left.
+#[test]
+fn hand_over_vs_pops_across_boundary() {
+    model("hand_over_vs_pops_across_boundary", || {
+        let drops = Drops::new(3);
+        let q = Arc::new(SegQueue::new());
+        for id in 0..3 {
+            q.push(item(&drops, id));
+        }
+        let popper = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let mut took_handed = 0;
+                let mut got = Vec::new();
+                for _ in 0..2 {
+                    let (item, freed) = q.pop_telling_freed().expect("three items inside");
+                    took_handed += usize::from(!freed);
+                    got.push(item.id);
+                }
+                (got, took_handed)
+            })
+        };
+        let handed: usize = (0..2).map(|_| usize::from(q.hand_over())).sum();
+        let (got, took_handed) = popper.join().unwrap();
+        assert_eq!(got, [0, 1], "FIFO order");
+        let left = q.handed_now() as usize;
+        assert_eq!(
+            left,
+            handed - took_handed,
+            "a hand-over was lost or made twice"
+        );
+        assert!(
+            left <= q.len(),
+            "H {left} above the {} items inside",
+            q.len()
+        );
+        let (last, freed) = q.pop_telling_freed().unwrap();
+        assert_eq!(last.id, 2);
+        assert_eq!(freed, left == 0);
+        assert_eq!(q.handed_now(), 0);
+        drop(last);
+        drop(got);
         drop(q);
         drops.assert_each_once();
     });

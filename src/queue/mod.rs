@@ -75,10 +75,34 @@
 //!
 //! A joining sender compares the free places with the grants out (a place a grant
 //! covers is its holder's), so the ways a grant leaves the count are ordered against
-//! joiners too: a grant that finds nobody in line (handed out, or passed on) is uncounted
-//! under the line's lock, and a sender that used its grant uncounts it, fences, and wakes
-//! the line once more if a place is still free. Without the first, loom model P4b of
+//! joiners too: a grant is counted under the line's lock as its waiter leaves the line
+//! (one whose item moves in there is never counted), a grant passed on that finds nobody
+//! in line is uncounted under that lock, and a sender that used its grant uncounts it,
+//! fences, and wakes the line once more if a place is still free. Without the first, loom model P4b of
 //! `reserve.rs` loses a wake (a deadlock); without the second, model Q8 of `queue.rs`.
+//!
+//! # Hand-over: an item for a waiting receiver takes no place
+//!
+//! As in Toro (`put` hands its item straight to a waiting `get`), an item sent to a
+//! bounded queue while a receiver waits is that receiver's: it takes no place. The item
+//! still goes through the FIFO, so order holds and a receiver that leaves without it
+//! loses nothing (the item stays queued, for the next receive). The push that grants the
+//! receiver counts the item as handed ([`SegQueue::hand_over`]: H in the FIFO's head
+//! word), and pushes count items less handed ones against the bound. The next pop, by
+//! whoever, takes one off H in its own claim, so the room it leaves is the same: only a
+//! pop while H is zero frees a place and looks for waiting senders. A hand-over frees a
+//! place itself, so it looks at the senders' line after its `SeqCst` claim (loom model
+//! Q12 of `queue.rs`), and a sender served there pushes an item in turn, for the next
+//! waiting receiver ([`Queue::wake_receivers`] runs that loop).
+//!
+//! So `bounded(1)` between a producer and a consumer that waits for each item holds one
+//! item besides the one on its way to the consumer, as kanal and Go's channels do by
+//! moving the item into the receiver: each side then waits once every three messages,
+//! not every two. Benchmark C4 (`bounded(1)`, two tasks on a 2-worker runtime) took
+//! 180-210 ns a message without it and 100 with it (README, "Channel"). H never exceeds
+//! the items inside (`hand_over` checks it in its compare-and-swap), so a bounded queue
+//! holds at most its capacity plus H items: one more for each receiver woken for an
+//! item it has not taken yet.
 //!
 //! # Close: "closed and drained"
 //!
@@ -241,17 +265,27 @@ impl Line {
         self.waiters.has_waiters()
     }
 
-    /// Grants the head of the line (nothing if the line emptied meanwhile). `serve` gets
-    /// the item the head brings, if any (a waiting sender's), under the lock.
+    /// Grants the head of the line (nothing if the line emptied meanwhile). If there is a
+    /// head, `serve` runs first, under the lock, with the item it brings, if any (a
+    /// waiting sender's), and says whether it used the grant then and there (it moved the
+    /// item in); else the grant is counted, under the lock and before the head leaves the
+    /// line, until its waiter uses it or passes it on. A grant used at once is never
+    /// counted: it costs the count no read-modify-write.
     #[cold]
-    fn grant_one(&self, serve: impl FnOnce(Payload)) {
-        self.count_grant();
-        self.grant_or_uncount(serve);
+    fn grant_one(&self, serve: impl FnOnce(Option<Payload>) -> bool) {
+        self.waiters.grant_head_else(
+            |payload| {
+                if !serve(payload) {
+                    self.count_grant();
+                }
+            },
+            || {},
+        );
     }
 
-    /// Counts a grant about to be made: before the grant, so a newcomer that sees the
-    /// grant's effect (the line shorter) also sees the count and stays behind the granted
-    /// waiter.
+    /// Counts a grant about to be made, before its waiter leaves the line: a newcomer
+    /// that sees the line shorter then tends to see the count too, and stay behind the
+    /// granted waiter; a waiter that joins (under the line's lock) sees it.
     #[inline]
     fn count_grant(&self) {
         // Relaxed: the count only keeps newcomers in line; it orders no data.
@@ -265,17 +299,10 @@ impl Line {
         self.granted.fetch_sub(1, Relaxed);
     }
 
-    /// Hands a counted grant to the head of the line or, if nobody is there, uncounts it
-    /// under the line's lock: a waiter joining later then reads the count without it (its
-    /// look at the FIFO compares free places with it), one that joined before gets it.
-    fn grant_or_uncount(&self, serve: impl FnOnce(Payload)) {
-        self.waiters.grant_head_else(serve, || self.uncount_grant());
-    }
-
     /// A granted receiver has looked: its grant is used.
     #[inline]
     fn grant_used(&self) {
-        // Relaxed: as in `grant_one`.
+        // Relaxed: as in `count_grant`.
         self.granted.fetch_sub(1, Relaxed);
     }
 
@@ -297,9 +324,12 @@ impl Line {
     }
 
     /// A granted waiter is going away without trying: its grant goes to the next in line
-    /// (who tries for itself).
+    /// (who tries for itself) or, if nobody is there, is uncounted under the line's lock:
+    /// a waiter joining later then reads the count without it (its look at the FIFO
+    /// compares free places with it), one that joined before gets it.
     fn pass_grant(&self) {
-        self.grant_or_uncount(|_| {});
+        self.waiters
+            .grant_head_else(|_| {}, || self.uncount_grant());
     }
 }
 
@@ -406,7 +436,8 @@ impl<T> Drop for ItemSlot<T> {
 
 impl<T> Queue<T> {
     /// A queue that holds at most `cap` items: senders wait while it is full (Toro's
-    /// `maxsize`).
+    /// `maxsize`). An item sent while a receiver waits is handed to that receiver and
+    /// takes no place, as in Toro (module docs, "Hand-over").
     ///
     /// `bounded(0)` is a rendezvous: it holds no item, a send waits until a receiver takes
     /// its item, and [`try_send`](Self::try_send) (or a [`reserve`](Self::reserve)) succeeds
@@ -504,7 +535,9 @@ impl<T> Queue<T> {
         self.items.room(self.places)
     }
 
-    /// Items in the queue now (Toro's `qsize`).
+    /// Items in the queue now (Toro's `qsize`), those handed to a woken receiver that has
+    /// not taken them yet included: so a bounded queue may hold more than its capacity
+    /// while receivers wait (module docs, "Hand-over").
     #[doc(alias = "qsize")]
     pub fn len(&self) -> usize {
         self.items.len()
@@ -1062,8 +1095,10 @@ impl<T> Queue<T> {
     #[inline(always)]
     fn look_seen(&self) -> Result<T, (TryRecvError, u64)> {
         match self.items.pop_or_tail() {
-            Ok(item) => {
-                self.took();
+            Ok((item, freed)) => {
+                if freed {
+                    self.took();
+                }
                 Ok(item)
             }
             // Acquire (the pop's load of the tail): pairs with `close` and the permits'
@@ -1102,38 +1137,59 @@ impl<T> Queue<T> {
         }
     }
 
-    /// After an item was pushed: grants the first waiting receiver, if any.
+    /// After an item was pushed: grants the first waiting receiver, if any, and (a queue
+    /// with places) hands it the item, which then takes no place: a place is free again,
+    /// for a waiting sender, whose item moved in is pushed in turn (module docs,
+    /// "Hand-over").
     #[inline]
     fn wake_receivers(&self) {
-        if self.rx.waits() {
-            self.rx.grant_one(|_| {});
+        while self.rx.waits() && self.grant_receiver() && self.tx.waits() {
+            if !self.serve_sender() {
+                return;
+            }
         }
+    }
+
+    /// Grants the head of the receivers' line, and for a queue with places counts an item
+    /// as handed to it ([`SegQueue::hand_over`]). Returns whether that freed a place.
+    #[cold]
+    fn grant_receiver(&self) -> bool {
+        let mut handed = false;
+        self.rx.grant_one(|_| {
+            handed = self.has_places() && self.items.hand_over();
+            false
+        });
+        handed
     }
 
     /// After a place was freed: grants the first waiting sender, if any.
     #[inline]
     fn wake_senders(&self) {
-        if self.tx.waits() {
-            self.grant_sender();
-        }
-    }
-
-    /// Grants the head of the senders' line, and moves the item it brings (a send's, not
-    /// a reserve's) in ([`move_in`](Self::move_in)). A receiver is woken for the item.
-    #[cold]
-    fn grant_sender(&self) {
-        let mut pushed = false;
-        self.tx.grant_one(|payload| pushed = self.move_in(payload));
-        if pushed {
+        if self.tx.waits() && self.serve_sender() {
             self.wake_receivers();
         }
     }
 
-    /// Under the senders' line's lock, as its head is granted (the grant counted): moves
-    /// the item that head brings into a free place, so its send is done without another
-    /// try (API.md: a waiting sender's item enters when a place frees), and uncounts the
-    /// grant, which that place used; the sender then finds its slot empty and leaves the
-    /// count alone. Returns whether the item went in (a receiver is then to be woken).
+    /// Grants the head of the senders' line, and moves the item it brings (a send's, not
+    /// a reserve's) in ([`move_in`](Self::move_in)). Returns whether an item went in: a
+    /// receiver is then to be woken for it.
+    #[cold]
+    fn serve_sender(&self) -> bool {
+        let mut pushed = false;
+        self.tx.grant_one(|payload| {
+            if let Some(payload) = payload {
+                pushed = self.move_in(payload);
+            }
+            pushed
+        });
+        pushed
+    }
+
+    /// Under the senders' line's lock, as its head is granted: moves the item that head
+    /// brings into a free place, so its send is done without another try (API.md: a
+    /// waiting sender's item enters when a place frees), and the grant is used then and
+    /// there (the sender then finds its slot empty and leaves the count alone). Returns
+    /// whether the item went in (a receiver is then to be woken).
     fn move_in(&self, payload: Payload) -> bool {
         // SAFETY: `grant_head_else` (or `OnJoin::serve`) calls this under the senders'
         // line's lock with the payload of its head, which is linked there: the node's
@@ -1150,13 +1206,7 @@ impl<T> Queue<T> {
                     return false;
                 };
                 match self.items.push_within(value, self.places) {
-                    Ok(()) => {
-                        // Under the lock, so a sender joining later reads the count
-                        // without this grant, and one that read it with it finds the
-                        // place it left to this grant filled.
-                        self.tx.uncount_grant();
-                        true
-                    }
+                    Ok(()) => true,
                     // The place is gone (a permit's, or a newcomer's that looked before
                     // the sender lined up), or closed: the sender tries for itself, as
                     // after any grant.
@@ -1353,7 +1403,15 @@ impl<Q: QueueRef> OnJoin for InLine<Q> {
 
     #[inline]
     fn serve(&self, payload: Payload) -> bool {
-        self.0.queue().move_in(payload)
+        let queue = self.0.queue();
+        let moved = queue.move_in(payload);
+        if moved {
+            // The grant `look` counted is used: uncounted under the lock, so a sender
+            // joining later reads the count without it, and one that read it with it
+            // finds the place it left to this grant filled.
+            queue.line(self.1).uncount_grant();
+        }
+        moved
     }
 
     #[inline]

@@ -318,3 +318,28 @@ fn a_send_waiting_on_a_closed_queue_gets_its_item_back() {
     drop(q);
     assert_eq!(drops.load(SeqCst), 2);
 }
+
+#[test]
+fn an_item_handed_to_a_waiting_receiver_takes_no_place() {
+    let q = Queue::bounded(1);
+    let (wakes, w) = waker();
+    let mut recv = Box::pin(q.recv());
+    assert!(poll(recv.as_mut(), &w).is_pending());
+    // Item 1 goes to the waiting receiver (Toro's `put` to a waiting `get`), so the one
+    // place is still free for item 2.
+    q.try_send(1).unwrap();
+    assert_eq!(wakes.0.load(SeqCst), 1);
+    assert!(!q.is_full(), "a handed item takes no place");
+    q.try_send(2).unwrap();
+    assert_eq!(q.len(), 2, "len counts the handed item too");
+    assert!(q.is_full());
+    assert_eq!(q.try_send(3), Err(crate::TrySendError::Full(3)));
+    assert_eq!(poll(recv.as_mut(), &w), Poll::Ready(Ok(1)));
+    // The hand-over is used: item 2 fills the bound again.
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.try_send(3), Err(crate::TrySendError::Full(3)));
+    assert_eq!(q.try_recv(), Ok(2));
+    q.try_send(3).unwrap();
+    assert_eq!(q.try_recv(), Ok(3));
+    assert!(q.is_empty());
+}

@@ -27,10 +27,14 @@
 //! ```text
 //!  63                           29 28                       1   0
 //! +-------------------------------+--------------------------+---+
-//! | position = lap * LAP + offset |  R: reservations (tail)  |M/C|
+//! | position = lap * LAP + offset | R: reservations (tail)   |M/C|
+//! |                               | H: handed items (head)   |   |
 //! +-------------------------------+--------------------------+---+
 //! M = MARK (head only): the head's segment is not the last one, so a popper need not
 //!     read the tail to know that the slot at the head has been claimed by a pusher.
+//! H = items handed to receivers (head only, `hand_over`): they do not count against a
+//!     bound. Never more than the items inside; every pop's claim takes one off while
+//!     any is counted, in the same compare-and-swap that moves the head on.
 //! C = CLOSED (tail only): `close` was called; `push_unless_closed`, `push_within` and
 //!     `reserve` claim nothing more (their claim fails on the bit), `push` and
 //!     `push_reserved` still do. Set once, never cleared; the step that moves the tail
@@ -42,8 +46,10 @@
 //!
 //! So everything that decides whether a bounded push may claim, the tail's position, the
 //! reservations and the closed bit, is one word, and the claim's compare-and-swap checks
-//! it all at once; only the head is elsewhere, and it only ever moves on (a stale head
-//! makes a push see less room, never more). The position sits at the top so that it wraps
+//! it all at once; only the head is elsewhere, and a stale head makes a push see less
+//! room, never more: the head only moves on, and H only grows, or falls by one with a
+//! move of the head, which leaves the room it gives (items less handed items) as it was.
+//! So items less handed ones, plus reservations, never exceed the bound. The position sits at the top so that it wraps
 //! by itself, at 2^35 positions, and laps stay aligned across the wrap since `LAP` divides
 //! that. A queue holds far fewer than 2^34 items, so head and tail are never half a wrap
 //! apart.
@@ -184,7 +190,8 @@
 //!
 //! Nothing here is a store-load race of its own. The layer above orders its own waiting
 //! (a pop after a push it has synchronised with always finds the item, by coherence of
-//! `tail.index`): for that, a push's claim, a pop's claim and `unreserve` are `SeqCst`,
+//! `tail.index`): for that, a push's claim, a pop's claim, `unreserve` and `hand_over`
+//! are `SeqCst`,
 //! the store halves of its "change the queue, then look for waiters" pairs. Each other
 //! ordering below names what it publishes and pairs with.
 //!
@@ -241,6 +248,11 @@ const RESERVED_BITS: u32 = 28;
 const SHIFT: u32 = 1 + RESERVED_BITS;
 /// In `head.index`: the head's segment is not the last one.
 const MARK: u64 = 1;
+/// One item handed to a receiver, in `head.index` units (the H count, in the bits that
+/// hold R in `tail.index`).
+const HANDED_ONE: u64 = RESERVED_ONE;
+/// The handed count's bits in `head.index`.
+const HANDED_MASK: u64 = RESERVED_MASK;
 /// In `tail.index`: the queue is closed; `push_unless_closed` claims no more slots.
 const CLOSED: u64 = 1;
 /// One reservation, in `tail.index` units.
@@ -282,6 +294,36 @@ const fn reserved(tail: u64) -> u64 {
     (tail & RESERVED_MASK) / RESERVED_ONE
 }
 
+/// The items counted as handed to receivers in a head index word (module docs, "Index
+/// words": H).
+const fn handed(head: u64) -> u64 {
+    (head & HANDED_MASK) / HANDED_ONE
+}
+
+/// The head word after a pop's claim at `head`: one position on, and one handed item
+/// fewer if any is counted (the item taken is one of them, module docs).
+#[inline(always)]
+const fn popped(head: u64) -> u64 {
+    let next = head.wrapping_add(ONE);
+    if handed(head) > 0 {
+        next - HANDED_ONE
+    } else {
+        next
+    }
+}
+
+/// The items between a head and a tail index word that count against a bound: those not
+/// handed to receivers ([`items_between`], less the head's H).
+#[inline(always)]
+const fn counted_between(head: u64, tail: u64) -> Option<u64> {
+    match items_between(head, tail) {
+        // Saturating: a tail older than the head (the caller's claim then fails) may count
+        // fewer items than the head's H.
+        Some(items) => Some(items.saturating_sub(handed(head))),
+        None => None,
+    }
+}
+
 /// How many slots lie before position `pos`: every lap before it has `SEGMENT_CAP`, and
 /// the "between segments" position counts as the start of the next lap.
 const fn slots_before(pos: u64) -> u64 {
@@ -291,6 +333,7 @@ const fn slots_before(pos: u64) -> u64 {
 /// The slots claimed between a head and a tail index word (items, written or on their
 /// way), or `None` if the tail reads as behind the head: a tail loaded before the head,
 /// and stale by now.
+#[inline(always)]
 const fn items_between(head: u64, tail: u64) -> Option<u64> {
     // Rotate both positions so that the head's lap is lap 1 (a tail "between segments"
     // just before it is then in lap 0); the wrapping subtraction keeps this right when
@@ -677,6 +720,51 @@ impl<T> SegQueue<T> {
         Tail(self.tail.index.load(Acquire)).reservations()
     }
 
+    /// Counts one more item as handed to a receiver, so that it no longer counts against a
+    /// bound (H in the head word, module docs): the queue layer does it as it grants a
+    /// waiting receiver an item just pushed. Nothing if every item inside is counted so
+    /// already (a pop took that item meanwhile), so H never exceeds the items inside.
+    /// Returns whether it counted one: a place is then free for a waiting sender.
+    pub fn hand_over(&self) -> bool {
+        // Relaxed (the loads, and the claim's failure): counts, which order no data. A
+        // tail read after the head may be stale, which only counts fewer items: the claim
+        // needs H below the items at the time of its compare-and-swap, which it makes
+        // against the same head, and the tail only moves on.
+        let mut head = self.head.index.load(Relaxed);
+        loop {
+            let tail = self.tail.index.load(Relaxed);
+            match items_between(head, tail) {
+                Some(items) if handed(head) < items && handed(head) < MAX_RESERVED as u64 => {}
+                _ => return false,
+            }
+            // SeqCst: the store half of the layer above's "free a place, then look for
+            // waiting senders" pair, as a pop's claim (module docs, "Orderings").
+            match self
+                .head
+                .index
+                .compare_exchange_weak(head, head + HANDED_ONE, SeqCst, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(current) => head = current,
+            }
+        }
+    }
+
+    /// [`pop_or_tail`](Self::pop_or_tail)'s item and whether it freed a counted place, for
+    /// the loom models.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn pop_telling_freed(&self) -> Option<(T, bool)> {
+        self.pop_or_tail().ok()
+    }
+
+    /// The items counted as handed (H) now, for the loom models.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn handed_now(&self) -> u64 {
+        handed(self.head.index.load(Relaxed))
+    }
+
     /// How many more items and reservations fit under `bound` now (a snapshot).
     pub(crate) fn room(&self, bound: usize) -> usize {
         // Relaxed: counts; the layer above orders them with a fence where it must.
@@ -684,28 +772,29 @@ impl<T> SegQueue<T> {
         loop {
             // Relaxed: as for the tail.
             let head = self.head.index.load(Relaxed);
-            if let Some(items) = items_between(head, tail) {
+            if let Some(items) = counted_between(head, tail) {
                 return (bound as u64).saturating_sub(items + reserved(tail)) as usize;
             }
             tail = self.fresh_tail();
         }
     }
 
-    /// The items before `tail`, to count against `bound`: counted from the head last seen
-    /// (`tail.seen`) if that shows room, else from the head itself, remembered. `None` if
-    /// `tail` reads as behind the head ([`items_between`]).
+    /// The items before `tail` that count against `bound` ([`counted_between`]): counted
+    /// from the head last seen (`tail.seen`) if that shows room, else from the head
+    /// itself, remembered. `None` if `tail` reads as behind the head ([`items_between`]).
     #[inline(always)]
     fn items_for(&self, tail: u64, bound: u64) -> Option<u64> {
         // Relaxed: a hint; it is never ahead of the head (heads only move on, and only
-        // heads read from the head are stored), which is all a count needs.
+        // heads read from the head are stored), and it shows no more room than the head
+        // does (module docs, "Index words"), which is all a count needs.
         let seen = self.tail.seen.load(Relaxed);
-        match items_between(seen, tail) {
+        match counted_between(seen, tail) {
             Some(items) if items + reserved(tail) < bound => Some(items),
             _ => {
                 // Relaxed: a count; a stale head only sees less room.
                 let head = self.head.index.load(Relaxed);
                 self.tail.seen.store(head, Relaxed);
-                items_between(head, tail)
+                counted_between(head, tail)
             }
         }
     }
@@ -906,10 +995,11 @@ impl<T> SegQueue<T> {
     /// It may wait for a pusher that has claimed the front slot but not yet written it.
     #[inline]
     pub fn pop(&self) -> Option<T> {
-        self.pop_or_tail().ok()
+        self.pop_or_tail().ok().map(|(value, _)| value)
     }
 
-    /// [`pop`](Self::pop), telling on `Err` the tail word it read and found the queue
+    /// [`pop`](Self::pop), telling with the item whether it freed a place a bound counts
+    /// (`false`: it was counted as handed, H, module docs), and on `Err` the tail word it read and found the queue
     /// empty at (read before the call decided "empty": a push claimed later moves the tail
     /// past it), read with `Acquire` as [`reservations`](Self::reservations) reads it.
     /// Saves a caller that needs its position or reservations a load of the tail's line.
@@ -918,7 +1008,7 @@ impl<T> SegQueue<T> {
     /// that is not its segment's last, written out alone so that it inlines into the
     /// caller, as in `push_inner`.
     #[inline(always)]
-    pub(crate) fn pop_or_tail(&self) -> Result<T, Tail> {
+    pub(crate) fn pop_or_tail(&self) -> Result<(T, bool), Tail> {
         // Acquire: pairs with the Release store that moves the head onto a new segment,
         // so the segment loaded after it is at least the one of this position's lap, and
         // its contents are visible (see `pop_slow`).
@@ -927,7 +1017,7 @@ impl<T> SegQueue<T> {
         if offset + 1 < SEGMENT_CAP {
             // Relaxed: as in `pop_slow`.
             let seg = self.head.segment.load(Relaxed);
-            let mut new_head = head.wrapping_add(ONE);
+            let mut new_head = popped(head);
             if head & MARK == 0 {
                 let tail = self.tail_ahead_of(head);
                 if position(head) == position(tail) {
@@ -947,7 +1037,7 @@ impl<T> SegQueue<T> {
                 Ok(_) => {
                     // SAFETY: we won the claim of slot `offset` of `seg`, the segment of
                     // the claimed position's lap.
-                    return Ok(unsafe { self.read(seg, offset) });
+                    return Ok((unsafe { self.read(seg, offset) }, handed(head) == 0));
                 }
                 Err(current) => return self.pop_slow(current),
             }
@@ -959,7 +1049,7 @@ impl<T> SegQueue<T> {
     /// `Acquire`): retries and a segment boundary.
     #[cold]
     #[inline(never)]
-    fn pop_slow(&self, mut head: u64) -> Result<T, Tail> {
+    fn pop_slow(&self, mut head: u64) -> Result<(T, bool), Tail> {
         let backoff = Backoff::new();
         loop {
             let offset = offset(head);
@@ -971,7 +1061,7 @@ impl<T> SegQueue<T> {
                 continue;
             }
 
-            let mut new_head = head.wrapping_add(ONE);
+            let mut new_head = popped(head);
             if head & MARK == 0 {
                 let tail = self.tail_ahead_of(head);
                 if position(head) == position(tail) {
@@ -981,6 +1071,11 @@ impl<T> SegQueue<T> {
                 if lap(head) != lap(tail) {
                     new_head |= MARK;
                 }
+            }
+            if offset + 1 == SEGMENT_CAP {
+                // The claim of a last slot: the head will read "between segments", where
+                // nobody reads MARK, and the move onto the next segment adds it afresh.
+                new_head &= !MARK;
             }
             // Relaxed: `segment` is published by the Release store of `head.index` that
             // moves the head onto a new segment, and every `head` here was read with
@@ -1007,21 +1102,26 @@ impl<T> SegQueue<T> {
                         // cannot be retired before the head has passed all its slots, and
                         // that needs the store below.
                         let next = unsafe { (*seg).wait_next() };
-                        let mut next_index = (new_head & !MARK).wrapping_add(ONE);
+                        // One position on, to the next lap's first slot.
+                        let mut step = ONE;
                         // Acquire: a non-null `next.next` was stored after the tail moved
                         // past `next`'s lap; `len` relies on seeing that tail too.
                         // SAFETY: `next` is alive by [2].
                         if !unsafe { (*next).next.load(Acquire) }.is_null() {
-                            next_index |= MARK;
+                            step |= MARK;
                         }
                         // Release on the index: publishes the `segment` store before it,
-                        // and what we acquired of `next`, to poppers that acquire it.
+                        // and what we acquired of `next`, to poppers that acquire it. An
+                        // addition, not a store: `hand_over` may add to H meanwhile (the
+                        // only change anyone else makes to the word while it reads
+                        // "between segments"); MARK is clear in it, so the step carries
+                        // into nothing.
                         self.head.segment.store(next, Relaxed);
-                        self.head.index.store(next_index, Release);
+                        self.head.index.fetch_add(step, Release);
                     }
                     // SAFETY: we won the claim of slot `offset` of `seg`, the segment of the
                     // claimed position's lap.
-                    return Ok(unsafe { self.read(seg, offset) });
+                    return Ok((unsafe { self.read(seg, offset) }, handed(head) == 0));
                 }
                 Err(current) => {
                     head = current;

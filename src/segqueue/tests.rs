@@ -762,3 +762,63 @@ fn large_segments_get_chunks_of_their_own() {
     }
     assert_chunks_bounded(&q);
 }
+
+/// Items handed to receivers (H in the head word) do not count against a bound; a pop
+/// takes one off while any is counted; H never exceeds the items inside; and the head's
+/// move onto the next segment keeps it.
+#[test]
+fn handed_items_take_no_place_until_popped() {
+    let q = SegQueue::new();
+    assert!(!q.hand_over(), "nothing inside to hand over");
+    q.push_within(0, 1).unwrap();
+    assert_eq!(q.push_within(1, 1), Err(Refused::Full(1)));
+    assert!(q.hand_over());
+    assert!(!q.hand_over(), "H may not exceed the one item inside");
+    assert_eq!(q.room(1), 1);
+    q.push_within(1, 1).unwrap();
+    assert_eq!(q.push_within(2, 1), Err(Refused::Full(2)));
+    assert_eq!(q.len(), 2);
+    // The pop takes a handed item: the room stays as it was (none).
+    assert_eq!(q.pop_or_tail().ok(), Some((0, false)));
+    assert_eq!(q.room(1), 0);
+    assert_eq!(q.pop_or_tail().ok(), Some((1, true)));
+    assert_eq!(q.room(1), 1);
+
+    // Across a boundary: fill a segment but its last slot, hand over every item, and pop
+    // them all, the last slot's pop moving the head on.
+    let q = SegQueue::new();
+    for i in 0..SEGMENT_CAP {
+        q.push(i);
+    }
+    for _ in 0..SEGMENT_CAP {
+        assert!(q.hand_over());
+    }
+    assert_eq!(
+        q.room(1),
+        1,
+        "every item is handed: the bound's one place is free"
+    );
+    q.push(SEGMENT_CAP);
+    for i in 0..SEGMENT_CAP {
+        assert_eq!(q.pop_or_tail().ok(), Some((i, false)), "item {i}");
+    }
+    assert_eq!(handed(q.head.index.load(Relaxed)), 0);
+    assert_eq!(q.pop_or_tail().ok(), Some((SEGMENT_CAP, true)));
+    // H kept across the head's move: handed before the last slot's pop, taken after.
+    for i in 0..SEGMENT_CAP + 2 {
+        q.push(100 + i);
+    }
+    for _ in 0..SEGMENT_CAP + 2 {
+        assert!(q.hand_over());
+    }
+    for i in 0..SEGMENT_CAP + 2 {
+        assert_eq!(
+            q.pop_or_tail().ok(),
+            Some((100 + i, false)),
+            "item {}",
+            100 + i
+        );
+    }
+    assert!(q.is_empty());
+    assert_eq!(handed(q.head.index.load(Relaxed)), 0);
+}

@@ -437,7 +437,11 @@ impl RawSemaphore {
         let granted = self.grant_head_locked(
             list,
             Some(waiter),
-            |payload| served = join.serve(payload),
+            |payload| {
+                if let Some(payload) = payload {
+                    served = join.serve(payload);
+                }
+            },
             || join.not_granted(),
         );
         if served {
@@ -559,9 +563,14 @@ impl RawSemaphore {
     /// [`grant_head`](Self::grant_head), running `none` under the waiter lock when there
     /// is nobody to grant: so a waiter that joins the queue after this call sees what
     /// `none` did (the lock orders them), and one that joined before is granted. If the
-    /// head brings an item ([`Waiter::carrying`]), `serve` gets it first, under the lock.
+    /// head is there to be granted, `serve` runs first, under the lock, with the item the
+    /// head brings ([`Waiter::carrying`]), if any.
     #[cold]
-    pub(crate) fn grant_head_else(&self, serve: impl FnOnce(Payload), none: impl FnOnce()) -> bool {
+    pub(crate) fn grant_head_else(
+        &self,
+        serve: impl FnOnce(Option<Payload>),
+        none: impl FnOnce(),
+    ) -> bool {
         self.grant_head_locked(self.waiters.lock(), None, serve, none)
             .is_some()
     }
@@ -576,7 +585,7 @@ impl RawSemaphore {
         &self,
         mut list: MutexGuard<'_, WaitList>,
         me: Option<&Waiter>,
-        serve: impl FnOnce(Payload),
+        serve: impl FnOnce(Option<Payload>),
         none: impl FnOnce(),
     ) -> Option<Head> {
         let mut wakes = WakeList::new();
@@ -593,9 +602,7 @@ impl RawSemaphore {
         // SAFETY: lock held (`list`), and the head is linked in it.
         #[allow(unsafe_code)]
         let need = unsafe { head.with_locked(|l| l.need) };
-        if let Some(payload) = head.payload() {
-            serve(payload);
-        }
+        serve(head.payload());
         // The caller's own node: completed below with no notify to fire. Its waker (or
         // thread handle) is dropped after the lock, as every notify is woken.
         let whose = if me.is_some_and(|me| core::ptr::eq(me, head)) {
@@ -614,9 +621,16 @@ impl RawSemaphore {
         };
         let covered = list.give_front(need, &mut wakes);
         debug_assert!(covered, "a grant covers all the head needs");
-        // Clears `W` if the queue emptied (and serves on from the word, which the queue
-        // layer never fills).
-        self.assign_all(list, &mut wakes);
+        // Only the queue layer's lines grant this way, and their word never holds
+        // permits: there is nothing to serve on from it (`assign_locked`), only `W` to
+        // clear if the queue emptied.
+        debug_assert_eq!(permits(self.state.load(Relaxed)), 0);
+        if list.is_empty() {
+            // Relaxed: as in `assign_locked`.
+            self.state.fetch_and(!WAITERS_BIT, Relaxed);
+        }
+        drop(list);
+        wakes.wake_all();
         drop(own_notify);
         Some(whose)
     }
