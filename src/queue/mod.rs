@@ -42,8 +42,9 @@
 //!   head. Likewise a receiver's claim of the FIFO's head (`SeqCst`), or a permit given
 //!   back unused (`SeqCst` `fetch_sub` of the tail's reservations), then a load of the
 //!   senders' line word.
-//! - a waiter joins its line (sets `W` under the line's lock), then, still under that
-//!   lock, issues a `SeqCst` fence and looks at the FIFO again ([`OnJoin`]): if an item
+//! - a waiter joins its line (sets `W` under the line's lock, with a `SeqCst`
+//!   compare-and-swap, or finds it set by a waiter still in line), then, still under
+//!   that lock, looks at the FIFO again with `SeqCst` loads ([`OnJoin`]): if an item
 //!   (a place no grant covers) is there, it grants the head of the line itself (maybe
 //!   itself, with no wake, maybe an earlier waiter). Under the lock, so that a changer's
 //!   grant (which takes the lock) reaches a waiter only as its poll returns: a task woken
@@ -51,8 +52,9 @@
 //!   that polled it, so a consumer and its producer would stay on two workers.
 //!
 //! In the single order of `SeqCst` operations either the changer's load comes after the
-//! waiter's fence, and sees `W`, or it comes before it, and then so does the change, which
-//! the waiter's look after the fence sees. So every item pushed (place freed) while a
+//! `W`'s compare-and-swap, and sees `W`, or it comes before it, and then so does the
+//! change, which the waiter's look after the compare-and-swap sees. (An earlier fence
+//! cost each wait a full barrier on x86; a locked compare-and-swap already is one.) So every item pushed (place freed) while a
 //! waiter lines up is granted at least once; a second grant for the same one is harmless
 //! (its waiter finds nothing and lines up again). A grant handed to a waiter that is being
 //! dropped passes to the next in line ([`SemRef::give_back`]).
@@ -1039,15 +1041,22 @@ impl<T> Queue<T> {
     /// item inside. A sender counts the free places that outnumber the grants out (which
     /// their holders will use, or pass on to this line).
     fn look_again(&self, side: Side) -> bool {
+        // The join set `W` with a `SeqCst` compare-and-swap (or found it set by a waiter
+        // still in line, whose own join did), and every load below is `SeqCst`: the pair
+        // of the changer's `SeqCst` claim and load of the line word (module docs,
+        // "Lines"), with no fence on x86. loom models `SeqCst` accesses as `AcqRel`
+        // (loom#180), so under loom a `SeqCst` fence stands for them, as in `Line::waits`.
+        #[cfg(loom)]
         fence(SeqCst);
         let grant = match side {
             Side::Receive(seen) => match seen {
                 Some(seen) => self.items.tail_position() != seen,
                 None => !self.items.is_empty(),
             },
-            // Relaxed: after the fence; a grant passed on or used since is uncounted
-            // under the line's lock or followed by a wake (`Line`).
-            Side::Send(_) => self.room() > self.tx.granted.load(Relaxed),
+            // SeqCst: against the fence of a sender that used its grant
+            // (`Line::grant_used_then_wake`); a grant passed on is uncounted under the
+            // line's lock.
+            Side::Send(_) => self.room() > self.tx.granted.load(SeqCst),
         };
         if grant {
             self.line(side).count_grant();

@@ -767,11 +767,12 @@ impl<T> SegQueue<T> {
 
     /// How many more items and reservations fit under `bound` now (a snapshot).
     pub(crate) fn room(&self, bound: usize) -> usize {
-        // Relaxed: counts; the layer above orders them with a fence where it must.
-        let mut tail = self.tail.index.load(Relaxed);
+        // SeqCst: the load half of a waiter's "join the line, then look" in the layer
+        // above (its `Queue::look_again`); elsewhere a count (a plain load on x86).
+        let mut tail = self.tail.index.load(SeqCst);
         loop {
-            // Relaxed: as for the tail.
-            let head = self.head.index.load(Relaxed);
+            // SeqCst: as for the tail.
+            let head = self.head.index.load(SeqCst);
             if let Some(items) = counted_between(head, tail) {
                 return (bound as u64).saturating_sub(items + reserved(tail)) as usize;
             }
@@ -812,8 +813,8 @@ impl<T> SegQueue<T> {
     /// layer above compares two readings to learn whether anything was pushed between them.
     #[inline]
     pub fn tail_position(&self) -> u64 {
-        // Relaxed: a reading for a comparison; the layer above orders it with a fence.
-        position(self.tail.index.load(Relaxed))
+        // SeqCst: as in `room`.
+        position(self.tail.index.load(SeqCst))
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -1141,7 +1142,12 @@ impl<T> SegQueue<T> {
         // pusher, whose value the popper acquires through WRITE; "empty" and the
         // reservations are always decided on the tail itself, below.
         let seen = self.head.seen.load(Relaxed);
-        if let Some(1..) = items_between(head, seen) {
+        // Ahead by a position means at least an item: `head` is a slot (a pop never looks
+        // from "between segments"), so a tail past it has claimed that slot. The cheap
+        // form of `items_between(head, seen) >= 1` (less than half a wrap ahead).
+        debug_assert!(offset(head) < SEGMENT_CAP, "a pop looks from a slot");
+        let ahead = position(seen).wrapping_sub(position(head)) & POSITIONS;
+        if ahead != 0 && ahead <= POSITIONS / 2 {
             return seen;
         }
         // Acquire: only for a caller's `Tail::reservations` when the queue is empty (as in
@@ -1159,9 +1165,9 @@ impl<T> SegQueue<T> {
     pub fn len(&self) -> usize {
         // Acquire: pairs with the Release of every head claim and head move, so the tail we
         // load next is at least as far as any tail those poppers relied on, and therefore at
-        // or after the head.
-        let head = self.head.index.load(Acquire);
-        let tail = self.tail.index.load(Relaxed);
+        // or after the head. SeqCst (both): as in `room`.
+        let head = self.head.index.load(SeqCst);
+        let tail = self.tail.index.load(SeqCst);
         let items = items_between(head, tail);
         debug_assert!(items.is_some(), "the tail never falls behind the head");
         // `unwrap_or` only as a guard: by the orderings above the tail is never behind.

@@ -403,9 +403,11 @@ impl RawSemaphore {
             } else {
                 ((cur - encode(free)) | WAITERS_BIT, false)
             };
-            // Acquire: pairs with the `Release` of the permits' last releaser.
+            // Acquire: pairs with the `Release` of the permits' last releaser. SeqCst: the
+            // store half of the queue layer's "join the line, then look" (its `W`, then the
+            // `SeqCst` loads of `OnJoin::look`; `Queue`'s module docs, "Lines").
             // Relaxed on failure: retry.
-            match self.state.compare_exchange_weak(cur, new, Acquire, Relaxed) {
+            match self.state.compare_exchange_weak(cur, new, SeqCst, Relaxed) {
                 Ok(_) if granted => return Enqueued::Granted,
                 Ok(_) => {
                     // SAFETY: as above.
