@@ -39,7 +39,8 @@ use crate::loom::{Arc, AtomicUsize, Ordering::*};
 use crate::queue::{InLine, Queue, QueueRef, RecvFuture, SendFuture, SendPermit, Side, Ticket};
 use crate::semaphore::future::RawAcquire;
 
-/// A bounded channel: at most `cap` items inside; senders wait while it is full.
+/// A bounded channel: at most `cap` items inside; senders wait while it is full. An item
+/// sent while a receiver waits is handed to it and takes no place ([`Queue::bounded`]).
 ///
 /// # Panics
 /// As [`Queue::bounded`].

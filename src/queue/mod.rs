@@ -100,8 +100,9 @@
 //! So `bounded(1)` between a producer and a consumer that waits for each item holds one
 //! item besides the one on its way to the consumer, as kanal and Go's channels do by
 //! moving the item into the receiver: each side then waits once every three messages,
-//! not every two. Benchmark C4 (`bounded(1)`, two tasks on a 2-worker runtime) took
-//! 180-210 ns a message without it and 100 with it (README, "Channel"). H never exceeds
+//! not every two. Benchmark C4 (`bounded(1)`, two tasks on a 2-worker runtime): 198 ns
+//! a message without it (median of six runs at d77c993), 121 with it (six at 5ad9dcb;
+//! README, "Channel"). H never exceeds
 //! the items inside (`hand_over` checks it in its compare-and-swap), so a bounded queue
 //! holds at most its capacity plus H items: one more for each receiver woken for an
 //! item it has not taken yet.
@@ -311,8 +312,8 @@ impl Line {
     /// A granted sender has tried: its grant is used. If `more` says a place is still
     /// free, the line is woken again: a sender that joined meanwhile may have read the
     /// count with this grant in it and left that place to it. The uncount, a `SeqCst`
-    /// fence, then the look at the places and at the line word, against the joiner's `W`,
-    /// fence and read of the count and the places: either the joiner reads the count
+    /// fence, then the look at the places and at the line word, against the joiner's `W`
+    /// and `SeqCst` reads of the count and the places: either the joiner reads the count
     /// without this grant, or this look sees it in line (or, if a pop freed the place, the
     /// pop's own look at the line did).
     #[inline]
@@ -1031,9 +1032,9 @@ impl<T> Queue<T> {
     }
 
     /// A waiter has just joined its line (under the line's lock): looks at the FIFO once
-    /// more, after a `SeqCst` fence, and says (counting the grant) that the head is to be
-    /// granted if what the line waits for may be there and no grant covers it (module
-    /// docs, "Lines").
+    /// more, with `SeqCst` loads after its `SeqCst` `W`, and says (counting the grant)
+    /// that the head is to be granted if what the line waits for may be there and no
+    /// grant covers it (module docs, "Lines").
     ///
     /// A receiver counts an item pushed since `seen`, the tail its last look read before it
     /// found nothing (so a receiver whose grant was taken from it does not grant itself
