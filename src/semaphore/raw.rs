@@ -590,7 +590,6 @@ impl RawSemaphore {
         serve: impl FnOnce(Option<Payload>),
         none: impl FnOnce(),
     ) -> Option<Head> {
-        let mut wakes = WakeList::new();
         // Relaxed: `C` is set before `close` takes this lock, and `close` completes every
         // waiter as `CLOSED` under it; a grant after `C` would act after the close.
         if self.state.load(Relaxed) & CLOSED_BIT != 0 {
@@ -601,28 +600,23 @@ impl RawSemaphore {
             none();
             return None;
         };
-        // SAFETY: lock held (`list`), and the head is linked in it.
-        #[allow(unsafe_code)]
-        let need = unsafe { head.with_locked(|l| l.need) };
         serve(head.payload());
-        // The caller's own node: completed below with no notify to fire. Its waker (or
-        // thread handle) is dropped after the lock, as every notify is woken.
         let whose = if me.is_some_and(|me| core::ptr::eq(me, head)) {
             Head::Mine
         } else {
             Head::Other
         };
-        let own_notify = if whose == Head::Mine {
-            // SAFETY: as above.
-            #[allow(unsafe_code)]
-            unsafe {
-                head.with_locked(|l| l.notify.take())
-            }
-        } else {
-            None
+        // SAFETY: lock held (`list`), and the head is linked in it.
+        #[allow(unsafe_code)]
+        unsafe {
+            head.with_locked(|l| {
+                l.held += l.need;
+                l.need = 0;
+            })
         };
-        let covered = list.give_front(need, &mut wakes);
-        debug_assert!(covered, "a grant covers all the head needs");
+        // One node, one `Notify`: no `WakeList`. With one, a grant took 56 instructions
+        // more (`valgrind --tool=callgrind`, a `bounded(1)` hand-off on `LocalPool`).
+        let notify = list.take_front(GRANTED);
         // Only the queue layer's lines grant this way, and their word never holds
         // permits: there is nothing to serve on from it (`assign_locked`), only `W` to
         // clear if the queue emptied.
@@ -632,8 +626,13 @@ impl RawSemaphore {
             self.state.fetch_and(!WAITERS_BIT, Relaxed);
         }
         drop(list);
-        wakes.wake_all();
-        drop(own_notify);
+        match (whose, notify) {
+            // The caller's own node: it is running, so its waker (or thread handle) is
+            // dropped, after the lock, not woken.
+            (Head::Mine, notify) => drop(notify),
+            (Head::Other, Some(notify)) => notify.wake(),
+            (Head::Other, None) => {}
+        }
         Some(whose)
     }
 

@@ -67,7 +67,7 @@ impl Notify {
         Self::Thread(thread::current())
     }
 
-    fn wake(self) {
+    pub(crate) fn wake(self) {
         match self {
             Self::Task(waker) => waker.wake(),
             Self::Thread(thread) => thread.unpark(),
@@ -282,11 +282,20 @@ impl WaitList {
     /// (`GRANTED` or `CLOSED`) to it. After this the node may be freed at any moment by its
     /// owner, so nothing here touches it after the store.
     pub(crate) fn complete_front(&mut self, state: u8, wakes: &mut WakeList) {
-        let Some(head) = self.head else { return };
+        if let Some(notify) = self.take_front(state) {
+            wakes.push(notify);
+        }
+    }
+
+    /// [`complete_front`](Self::complete_front) for one waiter: returns its `Notify`
+    /// (`None` if the list is empty or the node's was taken), for the caller to fire (or
+    /// drop) after the lock. A grant of the head alone needs no [`WakeList`].
+    pub(crate) fn take_front(&mut self, state: u8) -> Option<Notify> {
+        let head = self.head?;
         // SAFETY: the head is linked in this list, which we hold locked.
         unsafe {
             self.remove(head.as_ref());
-            Self::complete(head, state, wakes);
+            Self::complete(head, state)
         }
     }
 
@@ -310,7 +319,7 @@ impl WaitList {
         covered
     }
 
-    /// Publishes `state` to an unlinked node and takes its `Notify`.
+    /// Publishes `state` to an unlinked node and returns its `Notify`.
     ///
     /// The node is passed as a pointer, not a reference: its owner may free it as soon as
     /// it sees the store, while this function has not returned yet, and a reference
@@ -320,17 +329,16 @@ impl WaitList {
     ///
     /// # Safety
     /// The node was just unlinked from this list under the lock still held.
-    unsafe fn complete(node: NonNull<Waiter>, state: u8, wakes: &mut WakeList) {
+    unsafe fn complete(node: NonNull<Waiter>, state: u8) -> Option<Notify> {
         // SAFETY: the caller holds the lock that guards the node, which is alive until the
         // store below.
-        if let Some(notify) = unsafe { node.as_ref().with_locked(|l| l.notify.take()) } {
-            wakes.push(notify);
-        }
+        let notify = unsafe { node.as_ref().with_locked(|l| l.notify.take()) };
         // SAFETY: alive until this store (the owner frees it only after seeing it).
         let state_word: &AtomicU8 = unsafe { &(*node.as_ptr()).state };
         // Release: publishes what the waker did for this node (permits handed over, the
         // `notify` taken) to the waiter's `Acquire` load in `Waiter::state`.
         state_word.store(state, Release);
+        notify
     }
 }
 
