@@ -290,7 +290,7 @@ impl WaitList {
     /// [`complete_front`](Self::complete_front) for one waiter: returns its `Notify`
     /// (`None` if the list is empty or the node's was taken), for the caller to fire (or
     /// drop) after the lock. A grant of the head alone needs no [`WakeList`].
-    pub(crate) fn take_front(&mut self, state: u8) -> Option<Notify> {
+    fn take_front(&mut self, state: u8) -> Option<Notify> {
         let head = self.head?;
         // SAFETY: the head is linked in this list, which we hold locked.
         unsafe {
@@ -303,20 +303,39 @@ impl WaitList {
     /// `GRANTED` when they cover its need (returns `true`), else adds them to what it holds
     /// (returns `false`).
     pub(crate) fn give_front(&mut self, give: u32, wakes: &mut WakeList) -> bool {
+        let covered = self.give_head(|_| give);
+        if covered {
+            self.complete_front(GRANTED, wakes);
+        }
+        covered
+    }
+
+    /// Hands the first waiter all it still needs and completes it as `GRANTED`, returning
+    /// its `Notify` as [`take_front`](Self::take_front) does: a grant of the head alone,
+    /// with no [`WakeList`].
+    pub(crate) fn grant_front(&mut self) -> Option<Notify> {
+        let covered = self.give_head(|need| need);
+        debug_assert!(
+            covered || self.is_empty(),
+            "a grant covers all the head needs"
+        );
+        self.take_front(GRANTED)
+    }
+
+    /// Moves `give(need)` permits (at most `need`) from the head's need to what it holds;
+    /// returns whether its need is now covered (`false` if the list is empty).
+    fn give_head(&mut self, give: impl FnOnce(u32) -> u32) -> bool {
         let Some(head) = self.head else { return false };
         // SAFETY: the head is linked in this list, which we hold locked (`&mut self`).
-        let covered = unsafe {
+        unsafe {
             head.as_ref().with_locked(|l| {
+                let give = give(l.need);
                 debug_assert!(give <= l.need);
                 l.need -= give;
                 l.held += give;
                 l.need == 0
             })
-        };
-        if covered {
-            self.complete_front(GRANTED, wakes);
         }
-        covered
     }
 
     /// Publishes `state` to an unlinked node and returns its `Notify`.
