@@ -487,6 +487,11 @@ impl RawSemaphore {
 
     /// Polls an acquire of `n` permits whose node is `waiter`; `queued` tracks whether the
     /// node was linked. Returns `Ready(Ok)` when the permits are the caller's.
+    ///
+    /// The poll of a queued node that was served (the poll its wake brings) is one load of
+    /// the node's state, inlined into the caller; the first poll, and a poll that finds
+    /// the node still waiting, are calls.
+    #[inline]
     pub(crate) fn poll_acquire(
         &self,
         waiter: Pin<&Waiter>,
@@ -496,29 +501,47 @@ impl RawSemaphore {
         join: &impl OnJoin,
     ) -> Poll<Result<(), Closed>> {
         if !*queued {
-            match self.try_acquire(n) {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(TryAcquireError::Closed) => return Poll::Ready(Err(Closed)),
-                Err(TryAcquireError::NoPermits) => {}
-            }
-            if n == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            return match self.enqueue(waiter, n, Notify::Task(cx.waker().clone()), join) {
-                Enqueued::Granted => Poll::Ready(Ok(())),
-                Enqueued::Closed => Poll::Ready(Err(Closed)),
-                Enqueued::Queued => {
-                    *queued = true;
-                    Poll::Pending
-                }
-            };
+            return self.poll_first(waiter, queued, n, cx, join);
         }
         match waiter.state() {
-            GRANTED => return Poll::Ready(Ok(())),
-            CLOSED => return Poll::Ready(Err(Closed)),
-            _ => {}
+            GRANTED => Poll::Ready(Ok(())),
+            CLOSED => Poll::Ready(Err(Closed)),
+            _ => self.poll_waiting(waiter, cx),
         }
-        // Still waiting: make sure the stored waker is this task's current one.
+    }
+
+    /// The first poll of an acquire: takes the permits if it may, else queues the node.
+    #[inline(never)]
+    fn poll_first(
+        &self,
+        waiter: Pin<&Waiter>,
+        queued: &mut bool,
+        n: u32,
+        cx: &mut Context<'_>,
+        join: &impl OnJoin,
+    ) -> Poll<Result<(), Closed>> {
+        match self.try_acquire(n) {
+            Ok(()) => return Poll::Ready(Ok(())),
+            Err(TryAcquireError::Closed) => return Poll::Ready(Err(Closed)),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        if n == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        match self.enqueue(waiter, n, Notify::Task(cx.waker().clone()), join) {
+            Enqueued::Granted => Poll::Ready(Ok(())),
+            Enqueued::Closed => Poll::Ready(Err(Closed)),
+            Enqueued::Queued => {
+                *queued = true;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// A poll of a queued node that found it still waiting (an early poll, from a
+    /// `select!` or a combinator): makes sure the stored waker is this task's current one.
+    #[inline(never)]
+    fn poll_waiting(&self, waiter: Pin<&Waiter>, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
         let list = self.waiters.lock();
         let old = match waiter.state() {
             GRANTED => return Poll::Ready(Ok(())),
