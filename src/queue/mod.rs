@@ -967,17 +967,27 @@ impl<T> Queue<T> {
         let mut seen;
         // A thread spins (then yields) a little before it joins the line: an item that
         // comes meanwhile costs the sender nothing (no grant, no unpark) and this thread
-        // no park. Only while nobody is in line, so the line's order holds.
+        // no park. Only while nobody is in line, so the line's order holds. Between looks
+        // it watches where the last push left the tail (`SegQueue::pushed`, a line the
+        // pushers only store to), not the tail: a receiver caught up with its sender that
+        // looked again at each step read the tail's line, which every send
+        // compare-and-swaps, and slowed each send by a miss (README, "Channel": C5).
         let spin = Spin::new();
         let may_spin = time_left(deadline);
-        loop {
+        'spin: loop {
             match self.take_now() {
                 Ok(item) => return Ok(item),
                 Err((TryRecvError::Closed, _)) => return Err(RecvTimeoutError::Closed),
                 Err((TryRecvError::Empty, tail)) => seen = tail,
             }
-            if !(may_spin && spin.spin()) {
-                break;
+            let pushed = self.items.pushed();
+            loop {
+                if !(may_spin && spin.spin()) {
+                    break 'spin;
+                }
+                if self.items.pushed() != pushed {
+                    break;
+                }
             }
         }
         let backoff = Backoff::new();

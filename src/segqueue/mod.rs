@@ -201,6 +201,13 @@
 //! head claim, the Acquire of `next.next` at a head move, the Acquire in `len`) guard a
 //! write-to-read causality chain that loom's memory model never lets go stale, so those
 //! rest on the argument written at each of them.
+//!
+//! One word orders nothing at all: `last_push`, where each push stores the tail word its
+//! claim made once its value is written. It is a hint for a blocking receiver that found
+//! the queue empty and spins: it looks again when the hint moves, and only the look
+//! (the tail itself) decides. A hint that lags, or steps back when two pushers store out
+//! of order, only delays that look within a spin of bounded length, so no model checks it
+//! (under loom a receiver does not spin).
 
 mod chunk;
 #[cfg(loom)]
@@ -557,6 +564,15 @@ impl<T> Position<T> {
 pub struct SegQueue<T> {
     head: CachePadded<Position<T>>,
     tail: CachePadded<Position<T>>,
+    /// The tail index word a push's claim made, stored by that push once its value is
+    /// written (Relaxed, a plain store): a hint for a receiver that found the queue empty
+    /// and spins before it looks again ([`pushed`](Self::pushed)). On a line of its own:
+    /// pushers only store to it, so a spinning receiver that reads it does not take the
+    /// tail's line, which every claim compare-and-swaps, from the pusher (module docs,
+    /// "Orderings"). It decides nothing: the look after the spin reads the tail itself.
+    /// Not under loom, where nothing would read it.
+    #[cfg(not(loom))]
+    last_push: CachePadded<AtomicU64>,
     /// Retired segments, reset and ready for a new lap; null entries are empty.
     spare: CachePadded<[AtomicPtr<Segment<T>>; POOL_CAP]>,
     /// Where segments come from and go back to (see the module docs). Touched only when the
@@ -596,6 +612,8 @@ impl<T> SegQueue<T> {
         Self {
             head: Position::new(first),
             tail: Position::new(first),
+            #[cfg(not(loom))]
+            last_push: CachePadded::new(AtomicU64::new(0)),
             spare: CachePadded::new(std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut()))),
             arena,
             retiring: AtomicPtr::new(ptr::null_mut()),
@@ -817,6 +835,30 @@ impl<T> SegQueue<T> {
         position(self.tail.index.load(SeqCst))
     }
 
+    /// A push whose claim made the tail word `claimed` has written its value.
+    #[inline(always)]
+    fn published(&self, claimed: u64) {
+        // Relaxed: a hint (`last_push`); the value is published by WRITE. Not under loom:
+        // nothing there reads it (a receiver does not spin in a model), and each access
+        // would multiply the interleavings of every model with a push.
+        #[cfg(not(loom))]
+        self.last_push.store(claimed, Relaxed);
+        #[cfg(loom)]
+        let _ = claimed;
+    }
+
+    /// Where the last push to finish left the tail, as a hint: it changes when a push has
+    /// written its value. It may lag the tail, and with several pushers step back, so it
+    /// only tells a receiver that spins when to look again; the look decides.
+    #[inline]
+    pub(crate) fn pushed(&self) -> u64 {
+        // Relaxed: a hint, see `last_push`. Under loom nobody stores it (`published`).
+        #[cfg(not(loom))]
+        return position(self.last_push.load(Relaxed));
+        #[cfg(loom)]
+        0
+    }
+
     /// Whether [`close`](Self::close) was called.
     #[inline]
     pub fn is_closed(&self) -> bool {
@@ -858,6 +900,7 @@ impl<T> SegQueue<T> {
                     // SAFETY: we won the claim of slot `offset` of `seg`, the segment of
                     // the claimed position's lap.
                     unsafe { Self::write(seg, offset, value) };
+                    self.published(claimed);
                     return Ok(tail);
                 }
                 Err(current) => return self.push_slow(value, claim, current),
@@ -974,6 +1017,14 @@ impl<T> SegQueue<T> {
                     // SAFETY: we won the claim of slot `offset` of `seg`, the segment of
                     // the claimed position's lap.
                     unsafe { Self::write(seg, offset, value) };
+                    // A last slot's claim left the tail "between segments"; its pusher
+                    // moved it on to the next lap since.
+                    let last = offset + 1 == SEGMENT_CAP;
+                    self.published(if last {
+                        claimed.wrapping_add(ONE)
+                    } else {
+                        claimed
+                    });
                     if !next.is_null() {
                         // Taken for a last slot that another pusher claimed; untouched.
                         // SAFETY: `next` came from `take_segment` and nobody else saw it.

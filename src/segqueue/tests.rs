@@ -822,3 +822,20 @@ fn handed_items_take_no_place_until_popped() {
     assert!(q.is_empty());
     assert_eq!(handed(q.head.index.load(Relaxed)), 0);
 }
+
+/// Every push, on the fast path and at a segment boundary, leaves `pushed` (the hint a
+/// spinning blocking receiver watches) at the tail it made; pops leave it alone.
+#[test]
+fn pushed_follows_every_push() {
+    let q = SegQueue::new();
+    assert_eq!(q.pushed(), 0);
+    for i in 0..3 * SEGMENT_CAP + 2 {
+        q.push(i);
+        assert_eq!(q.pushed(), q.tail_position(), "after push {i}");
+    }
+    let tail = q.tail_position();
+    while q.pop().is_some() {}
+    assert_eq!(q.pushed(), tail);
+    assert_eq!(q.push_within(7, 1), Ok(()));
+    assert_eq!(q.pushed(), q.tail_position());
+}
