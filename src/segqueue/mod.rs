@@ -207,7 +207,7 @@
 //! the queue empty and spins: it looks again when the hint moves, and only the look
 //! (the tail itself) decides. A hint that lags, or steps back when two pushers store out
 //! of order, only delays that look within a spin of bounded length, so no model checks it
-//! (under loom a receiver does not spin).
+//! (under loom a receiver does not spin, and the word is compiled out).
 
 mod chunk;
 #[cfg(loom)]
