@@ -331,6 +331,40 @@ const fn counted_between(head: u64, tail: u64) -> Option<u64> {
     }
 }
 
+/// Where a bound counts items from, for a head index word: the first position with as
+/// many slots before it ([`slots_before`]) as the head's slot moved on by the head's
+/// handed items (H), which take no place. A position word (its low bits 0); for the
+/// start of a lap, the "between segments" position before it, so that every position
+/// behind the base has fewer slots before it. Heads only move on, and H only grows or
+/// falls by one with a move of the head, so a later head word's base is never behind an
+/// earlier one's.
+#[inline]
+const fn count_base(head: u64) -> u64 {
+    let (mut pos, mut off) = (position(head), offset(head) as u64);
+    if off == SEGMENT_CAP as u64 {
+        (pos, off) = (pos.wrapping_add(1), 0);
+    }
+    let handed = handed(head);
+    // Each lap the handed items cross adds its "between segments" position.
+    let mut pos = pos.wrapping_add(handed + (off + handed) / SEGMENT_CAP as u64);
+    if offset(pos << SHIFT) == 0 {
+        pos = pos.wrapping_sub(1);
+    }
+    (pos & POSITIONS) << SHIFT
+}
+
+/// The items between a [`count_base`] and a tail index word that count against a bound
+/// ([`counted_between`] of the head the base came from), if the tail is not behind the
+/// base; a tail behind it (a stale read) counts more than any bound. Cheaper than
+/// [`counted_between`]: the base's low bits are 0, so one subtraction and shift give the
+/// positions between (wrapping with them), less one for each "between segments"
+/// position passed.
+#[inline(always)]
+const fn counted_from(base: u64, tail: u64) -> u64 {
+    let positions = tail.wrapping_sub(base) >> SHIFT;
+    positions - (offset(base) as u64 + positions) / LAP as u64
+}
+
 /// How many slots lie before position `pos`: every lap before it has `SEGMENT_CAP`, and
 /// the "between segments" position counts as the start of the next lap.
 const fn slots_before(pos: u64) -> u64 {
@@ -536,7 +570,8 @@ struct Position<T> {
     segment: AtomicPtr<Segment<T>>,
     /// The other side's index word as this side last read it: never ahead of it, since
     /// indexes only move on, so it is a safe underestimate of how far the other side is.
-    /// On the tail, a head that a bounded push or a reserve read: counting items from it
+    /// On the tail, the [`count_base`] of a head that a bounded push or a reserve read
+    /// (where the head's slot and its handed items end): counting items from it
     /// over-counts, so when it shows room there is room, and a stream of bounded pushes
     /// reads the head (a line every pop writes) only when this shows none, about once per
     /// `bound - len` pushes. On the head, a tail that a pop read: while the head is behind
@@ -799,23 +834,22 @@ impl<T> SegQueue<T> {
     }
 
     /// The items before `tail` that count against `bound` ([`counted_between`]): counted
-    /// from the head last seen (`tail.seen`) if that shows room, else from the head
-    /// itself, remembered. `None` if `tail` reads as behind the head ([`items_between`]).
+    /// from the base of the head last seen (`tail.seen`, [`count_base`]) if that shows
+    /// room, else from the head itself, whose base is remembered. `None` if `tail` reads
+    /// as behind the head ([`items_between`]).
     #[inline(always)]
     fn items_for(&self, tail: u64, bound: u64) -> Option<u64> {
-        // Relaxed: a hint; it is never ahead of the head (heads only move on, and only
-        // heads read from the head are stored), and it shows no more room than the head
-        // does (module docs, "Index words"), which is all a count needs.
-        let seen = self.tail.seen.load(Relaxed);
-        match counted_between(seen, tail) {
-            Some(items) if items + reserved(tail) < bound => Some(items),
-            _ => {
-                // Relaxed: a count; a stale head only sees less room.
-                let head = self.head.index.load(Relaxed);
-                self.tail.seen.store(head, Relaxed);
-                counted_between(head, tail)
-            }
+        // Relaxed: a hint; it is never ahead of the head's base (bases only move on, and
+        // only bases of heads read from the head are stored), so it shows no more room
+        // than the head does (module docs, "Index words"), which is all a count needs.
+        let items = counted_from(self.tail.seen.load(Relaxed), tail);
+        if items + reserved(tail) < bound {
+            return Some(items);
         }
+        // Relaxed: a count; a stale head only sees less room.
+        let head = self.head.index.load(Relaxed);
+        self.tail.seen.store(count_base(head), Relaxed);
+        counted_between(head, tail)
     }
 
     /// The tail word as it is now, for a reader whose tail turned out older than a head it

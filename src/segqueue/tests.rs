@@ -67,6 +67,51 @@ fn items_between_wraps_and_spots_a_stale_tail() {
     assert_eq!(items_between(at(5), at(3)), None);
 }
 
+/// The cheap count a bounded push makes from a remembered base (`count_base`) agrees with
+/// the full count from the head it came from, for heads at every offset (the "between
+/// segments" one too) with handed items across laps, tails with reservations and the
+/// closed bit, near the wrap; a tail behind the base counts more than any bound.
+#[test]
+#[cfg_attr(miri, ignore = "arithmetic only, nothing unsafe, and a million cases")]
+fn count_from_base_agrees_with_count_from_head() {
+    let lap_ = LAP as u64;
+    let at = |pos: u64| (pos & POSITIONS) << SHIFT;
+    let starts = [0, 5 * lap_, (POSITIONS + 1) - 2 * lap_];
+    let mut checked = 0;
+    for start in starts {
+        for h in start..start + 2 * lap_ {
+            for t in h..h + 3 * lap_ {
+                let items = items_between(at(h), at(t)).expect("tail at or after the head");
+                // H never exceeds the items inside.
+                for handed in 0..=items.min(2 * lap_) {
+                    let head = at(h) | (handed * HANDED_ONE) | MARK;
+                    let base = count_base(head);
+                    assert_eq!(base & (ONE - 1), 0, "a base is a bare position");
+                    assert_ne!(
+                        offset(base),
+                        0,
+                        "a lap's start counts from the position before"
+                    );
+                    let tail = at(t) | (3 * RESERVED_ONE) | CLOSED;
+                    assert_eq!(
+                        Some(counted_from(base, tail)),
+                        counted_between(head, tail),
+                        "head {h} handed {handed} tail {t}"
+                    );
+                    checked += 1;
+                }
+            }
+            // A stale tail, behind the base: no bound admits it.
+            let base = count_base(at(h) | HANDED_ONE);
+            assert!(
+                counted_from(base, at(h)) > MAX_RESERVED as u64 * 2,
+                "head {h}"
+            );
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+}
+
 /// A bound counts items and reservations; a reserved push needs no room and turns a
 /// reservation into an item; close stops fresh pushes and reserves but not reserved pushes.
 #[test]
