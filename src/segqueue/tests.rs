@@ -72,7 +72,7 @@ fn items_between_wraps_and_spots_a_stale_tail() {
 /// segments" one too) with handed items across laps, tails with reservations and the
 /// closed bit, near the wrap; a tail behind the base counts more than any bound.
 #[test]
-#[cfg_attr(miri, ignore = "arithmetic only, nothing unsafe, and a million cases")]
+#[cfg_attr(miri, ignore = "arithmetic, no unsafe; six million cases")]
 fn count_from_base_agrees_with_count_from_head() {
     let lap_ = LAP as u64;
     let at = |pos: u64| (pos & POSITIONS) << SHIFT;
